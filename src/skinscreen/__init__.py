@@ -1,0 +1,24 @@
+"""skinscreen: offline skin-lesion segmentation and screening (MedSAM family on ONNX Runtime).
+
+A screening aid, never a diagnosis.
+
+Heavy modules are imported lazily so that ``import skinscreen`` and ``skinscreen --version`` stay
+instant. The runtime path (predictor, engine, post-processing) never imports torch.
+"""
+
+from skinscreen._version import __version__
+
+DISCLAIMER = (
+    "skinscreen is a screening aid for research and triage, not a medical device and never a "
+    "diagnosis. Any lesion that worries you, or that changes, must be seen by a clinician."
+)
+
+__all__ = ["__version__", "DISCLAIMER", "LesionPredictor"]
+
+
+def __getattr__(name: str):
+    if name == "LesionPredictor":
+        from skinscreen.predictor import LesionPredictor
+
+        return LesionPredictor
+    raise AttributeError(name)

