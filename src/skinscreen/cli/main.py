@@ -17,9 +17,18 @@ from skinscreen._version import __version__
 # verb -> (module, one-line help). Add a verb by adding a line here and a module in cli/.
 COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("skinscreen.cli.segment", "Segment lesions in photos (box prompt or automatic)."),
-    "evaluate": ("skinscreen.cli.evaluate", "Score masks against expert masks (Dice, Jaccard, ISIC rule)."),
-    "export": ("skinscreen.cli.export", "Build a model bundle (ONNX encoder/decoder + manifest) from PyTorch weights."),
-    "models": ("skinscreen.cli.models", "List model bundles present, their sizes and parity figures."),
+    "evaluate": (
+        "skinscreen.cli.evaluate",
+        "Score masks against expert masks (Dice, Jaccard, ISIC rule).",
+    ),
+    "export": (
+        "skinscreen.cli.export",
+        "Build a model bundle (ONNX encoder/decoder + manifest) from PyTorch weights.",
+    ),
+    "models": (
+        "skinscreen.cli.models",
+        "List model bundles present, their sizes and parity figures.",
+    ),
 }
 
 

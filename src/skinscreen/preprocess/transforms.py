@@ -108,9 +108,7 @@ def preprocess(spec: ModelSpec, image: np.ndarray) -> tuple[np.ndarray, InputTra
     return out, t
 
 
-def crop_and_resize_logits(
-    logits: np.ndarray, t: InputTransform, low_res_size: int
-) -> np.ndarray:
+def crop_and_resize_logits(logits: np.ndarray, t: InputTransform, low_res_size: int) -> np.ndarray:
     """Low-res logits ``(L, L)`` (model-input space scaled by L/S) -> ``(H, W)`` float32 logits.
 
     Crops the padded part, then resizes bilinearly (half-pixel centres, like

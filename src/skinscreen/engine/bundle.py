@@ -1,0 +1,152 @@
+"""Model bundles on disk: ``manifest.json`` plus encoder/decoder files, verified by sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from skinscreen import paths
+from skinscreen.errors import BundleError
+from skinscreen.spec import ModelSpec, get_spec
+
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _rebuild_hint(model: str) -> str:
+    return f"rebuild it with: skinscreen export --model {model} --force"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified model bundle: its directory, manifest and the chosen variant's file paths."""
+
+    root: Path
+    manifest: dict
+    variant: str
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def spec(self) -> ModelSpec:
+        return get_spec(self.model)
+
+    @property
+    def variant_info(self) -> dict:
+        return self.manifest["variants"][self.variant]
+
+    def file(self, part: str) -> Path:
+        """Path of ``part`` (``"encoder"`` or ``"decoder"``) in the chosen variant."""
+        return self.root / self.variant_info["files"][part]["path"]
+
+    def size_bytes(self, variant: str | None = None) -> int:
+        files = self.manifest["variants"][variant or self.variant]["files"]
+        return sum(int(f["bytes"]) for f in files.values())
+
+
+def read_manifest(root: str | Path) -> dict:
+    """Parse ``root/manifest.json``; raises :class:`BundleError` when missing or malformed."""
+    p = Path(root) / MANIFEST
+    if not p.is_file():
+        raise BundleError(f"no model bundle at {root} (missing {MANIFEST})")
+    try:
+        m = json.loads(p.read_text())
+        m["variants"][m["default_variant"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise BundleError(
+            f"{p} is malformed ({e}); rebuild the bundle with skinscreen export --force"
+        ) from None
+    return m
+
+
+def verify_files(root: Path, manifest: dict, variant: str) -> None:
+    """Check every file of ``variant`` exists with the recorded size and sha256."""
+    model = manifest.get("model", "?")
+    for part, info in manifest["variants"][variant]["files"].items():
+        f = root / info["path"]
+        if not f.exists():
+            raise BundleError(
+                f"bundle {root}: {part} file {info['path']} is missing; {_rebuild_hint(model)}"
+            )
+        if f.is_file() and f.stat().st_size != int(info["bytes"]):
+            raise BundleError(
+                f"bundle {root}: {info['path']} has {f.stat().st_size} bytes, manifest says "
+                f"{info['bytes']}: the file was modified or truncated; {_rebuild_hint(model)}"
+            )
+        if f.is_file() and sha256_file(f) != info["sha256"]:
+            raise BundleError(
+                f"bundle {root}: sha256 mismatch for {info['path']}: the file was modified "
+                f"(tampered or corrupt); {_rebuild_hint(model)}"
+            )
+
+
+def open_bundle(
+    model: str | None = None,
+    *,
+    root: str | Path | None = None,
+    variant: str | None = None,
+    build_if_missing: bool = True,
+    verify: bool = True,
+) -> Bundle:
+    """Find, (optionally build) and verify a bundle.
+
+    Args:
+        model: registry name; defaults to the manifest's model when ``root`` is given, else
+            ``litemedsam``.
+        root: bundle directory; defaults to ``skinscreen.paths.bundle_dir(model)``.
+        variant: variant key (e.g. ``"onnx-fp32"``); defaults to the manifest's default.
+        build_if_missing: when the default bundle is absent and the ``export`` extra (torch) is
+            installed, build it now; otherwise raise with the exact command to run.
+    """
+    if root is None:
+        model = model or "litemedsam"
+        root = paths.bundle_dir(model)
+        if not (Path(root) / MANIFEST).is_file():
+            _build_or_explain(model, Path(root), build_if_missing)
+    root = Path(root)
+    manifest = read_manifest(root)
+    if model is not None and manifest["model"] != model:
+        raise BundleError(f"bundle {root} holds model {manifest['model']!r}, not {model!r}")
+    variant = variant or manifest["default_variant"]
+    if variant not in manifest["variants"]:
+        raise BundleError(
+            f"bundle {root} has no variant {variant!r}; available: {', '.join(manifest['variants'])}"
+        )
+    if verify:
+        verify_files(root, manifest, variant)
+    return Bundle(root=root, manifest=manifest, variant=variant)
+
+
+def _build_or_explain(model: str, root: Path, build: bool) -> None:
+    import importlib.util
+
+    has_torch = importlib.util.find_spec("torch") is not None
+    if build and has_torch and get_spec(model).checkpoint.kind == "package":
+        from skinscreen.export import build_default_bundle  # torch lives only on this path
+
+        build_default_bundle(model, root)
+        return
+    how = f"skinscreen export --model {model}"
+    if not has_torch:
+        how = f'pip install "skinscreen[export]" (torch==2.13.0), then {how}'
+    raise BundleError(f"no {model} bundle at {root}: build it once with: {how}")
+
+
+def list_bundles() -> list[Path]:
+    """Directories under the bundles dir that hold a manifest."""
+    d = paths.bundles_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if (p / MANIFEST).is_file())

@@ -1,0 +1,85 @@
+"""ONNX Runtime sessions for bundle encoder/decoder graphs (CPU by default)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from skinscreen.errors import BundleError
+
+
+def default_threads() -> int:
+    """Intra-op threads: ``$SKINSCREEN_THREADS`` or the number of CPUs available to us."""
+    env = os.environ.get("SKINSCREEN_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def make_session(
+    path: str | Path, *, threads: int | None = None, providers: list[str] | None = None
+):
+    """Create an ``onnxruntime.InferenceSession`` with full graph optimisation.
+
+    Requested providers that this onnxruntime build lacks are dropped with a warning naming the
+    available ones (CPU is always available).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    available = ort.get_available_providers()
+    wanted = providers or ["CPUExecutionProvider"]
+    chosen = [p for p in wanted if p in available]
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        import warnings
+
+        warnings.warn(
+            f"onnxruntime providers {missing} are not available (have {available}); using {chosen or ['CPUExecutionProvider']}",
+            stacklevel=2,
+        )
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=opts, providers=chosen or ["CPUExecutionProvider"]
+        )
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise BundleError(f"cannot load {path} in onnxruntime: {e}") from None
+
+
+class OnnxEngine:
+    """Encoder + decoder sessions for one bundle variant.
+
+    ``encode(x)``: ``(1, 3, S, S)`` float32 -> embedding ``(1, C, h, w)`` float32.
+    ``decode(emb, box)``: embedding and a ``(1, 4)`` XYXY box in model-input pixels ->
+    (low-res logits ``(L, L)`` float32, predicted IoU float).
+    """
+
+    def __init__(self, encoder_path: Path, decoder_path: Path, *, threads: int | None = None):
+        self.encoder = make_session(encoder_path, threads=threads)
+        self.decoder = make_session(decoder_path, threads=threads)
+        self._enc_in = self.encoder.get_inputs()[0].name
+        self._dec_in = [i.name for i in self.decoder.get_inputs()]
+        self._enc_dtype = (
+            np.float16 if "float16" in self.encoder.get_inputs()[0].type else np.float32
+        )
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        out = self.encoder.run(None, {self._enc_in: x.astype(self._enc_dtype, copy=False)})[0]
+        return out.astype(np.float32, copy=False)
+
+    def decode(self, embedding: np.ndarray, box_model: np.ndarray) -> tuple[np.ndarray, float]:
+        feeds = {
+            self._dec_in[0]: embedding,
+            self._dec_in[1]: np.asarray(box_model, dtype=np.float32).reshape(1, 4),
+        }
+        logits, iou = self.decoder.run(None, feeds)[:2]
+        return logits[0, 0].astype(np.float32, copy=False), float(np.asarray(iou).ravel()[0])

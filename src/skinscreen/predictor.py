@@ -1,0 +1,267 @@
+"""The stateful lesion predictor: encode a photo once, prompt it many times.
+
+Runtime path only: onnxruntime + numpy + OpenCV. It never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from skinscreen.engine.bundle import Bundle, open_bundle
+from skinscreen.engine.onnx import OnnxEngine
+from skinscreen.errors import PromptError, SkinscreenError
+from skinscreen.io.image import ImageSource, load_image
+from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
+from skinscreen.preprocess.transforms import InputTransform, crop_and_resize_logits, preprocess
+
+
+@dataclass
+class ImageEncoding:
+    """Everything ``predict`` needs about one photo: cache it to re-prompt without the encoder.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 RGB photo (EXIF-upright).
+        embedding: ``(1, C, h, w)`` float32 image embedding.
+        transform: original <-> model-input mapping.
+        key: sha256 of the photo's pixels (for caches).
+        timings_ms: ``load``/``preprocess``/``encoder`` times.
+    """
+
+    image: np.ndarray
+    embedding: np.ndarray
+    transform: InputTransform
+    key: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Segmentation:
+    """One predicted lesion mask and what the app needs to draw and report it.
+
+    Coordinates are original photo pixels; ``box`` and the polygon are ``[x, y]`` ordered.
+    """
+
+    mask: np.ndarray  # (H, W) bool
+    probability: np.ndarray  # (H, W) float32 in [0, 1]
+    polygon: np.ndarray  # (N, 2) float
+    svg_path: str
+    area_px: int
+    box: np.ndarray  # (4,) XYXY
+    box_source: str
+    iou_prediction: float
+    model: str
+    variant: str
+    timings_ms: dict[str, float]
+    auto: dict | None = None
+
+    def to_json_dict(self) -> dict:
+        """JSON-ready summary (no pixel arrays)."""
+        d = {
+            "model": self.model,
+            "variant": self.variant,
+            "box": [round(float(v), 2) for v in self.box],
+            "box_source": self.box_source,
+            "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in self.polygon],
+            "svg_path": self.svg_path,
+            "area_px": self.area_px,
+            "image_size": [int(self.mask.shape[1]), int(self.mask.shape[0])],
+            "iou_prediction": round(self.iou_prediction, 4),
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+        if self.auto is not None:
+            d["auto"] = self.auto
+        return d
+
+
+def validate_box(box: object, size_hw: tuple[int, int]) -> np.ndarray:
+    """Check a user box ``[x0, y0, x1, y1]`` (photo pixels) and return it as float64 ``(4,)``.
+
+    Rules: four finite numbers, ``x0 < x1`` and ``y0 < y1``, inside the photo
+    (``0 <= x0``, ``x1 <= W``, ``0 <= y0``, ``y1 <= H``, half a pixel of tolerance).
+    """
+    h, w = size_hw
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise PromptError(f"box {box!r} is not four numbers x0,y0,x1,y1") from None
+    if b.size != 4:
+        raise PromptError(f"box must have 4 numbers x0,y0,x1,y1, got {b.size}")
+    if not np.isfinite(b).all():
+        raise PromptError(f"box {b.tolist()} contains NaN or infinity")
+    x0, y0, x1, y1 = b
+    if x1 <= x0 or y1 <= y0:
+        raise PromptError(f"box {b.tolist()} is empty: need x0 < x1 and y0 < y1 (XYXY order)")
+    tol = 0.5
+    if x0 < -tol or y0 < -tol or x1 > w + tol or y1 > h + tol:
+        raise PromptError(
+            f"box {b.tolist()} lies outside the {w}x{h} photo: need 0 <= x0 < x1 <= {w} and "
+            f"0 <= y0 < y1 <= {h} (EXIF-upright photo pixels)"
+        )
+    return np.clip(b, 0, [w, h, w, h])
+
+
+class LesionPredictor:
+    """Segment skin lesions with a box prompt (or automatically), SAM-predictor style.
+
+    ``set_image`` runs the encoder once; ``predict`` runs only the decoder and post-processing,
+    so re-prompting the same photo with a new box is cheap.
+
+    Args:
+        model: registry name (default ``litemedsam``).
+        variant: bundle variant (default: the manifest's ``default_variant``).
+        bundle_dir: explicit bundle directory (default: the cache, built on first use if the
+            ``export`` extra is installed).
+        threads: ONNX Runtime intra-op threads (default: all available CPUs).
+    """
+
+    def __init__(
+        self,
+        model: str = "litemedsam",
+        *,
+        variant: str | None = None,
+        bundle_dir: str | Path | None = None,
+        threads: int | None = None,
+        bundle: Bundle | None = None,
+    ):
+        self.bundle = bundle or open_bundle(model, root=bundle_dir, variant=variant)
+        self.spec = self.bundle.spec
+        self.engine = OnnxEngine(
+            self.bundle.file("encoder"), self.bundle.file("decoder"), threads=threads
+        )
+        self._enc: ImageEncoding | None = None
+
+    # -- image ---------------------------------------------------------------------------------
+    def encode(self, src: ImageSource) -> ImageEncoding:
+        """Load, preprocess and encode a photo without changing the predictor's state."""
+        t0 = time.perf_counter()
+        image = (
+            src
+            if isinstance(src, np.ndarray)
+            and src.dtype == np.uint8
+            and src.ndim == 3
+            and src.shape[2] == 3
+            else load_image(src)
+        )
+        t1 = time.perf_counter()
+        x, transform = preprocess(self.spec, image)
+        t2 = time.perf_counter()
+        emb = self.engine.encode(x)
+        t3 = time.perf_counter()
+        key = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()
+        timings = {
+            "load": (t1 - t0) * 1e3,
+            "preprocess": (t2 - t1) * 1e3,
+            "encoder": (t3 - t2) * 1e3,
+        }
+        return ImageEncoding(
+            image=image, embedding=emb, transform=transform, key=key, timings_ms=timings
+        )
+
+    def set_image(self, src: ImageSource) -> ImageEncoding:
+        """Encode a photo (path, bytes, PIL image or array) and make it the current image."""
+        self._enc = self.encode(src)
+        return self._enc
+
+    def set_encoding(self, enc: ImageEncoding) -> None:
+        """Make a previously computed encoding current (no encoder run)."""
+        self._enc = enc
+
+    def reset_image(self) -> None:
+        self._enc = None
+
+    @property
+    def encoding(self) -> ImageEncoding:
+        if self._enc is None:
+            raise SkinscreenError("no image set: call set_image(photo) before predict()")
+        return self._enc
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.encoding.image
+
+    # -- prompts -------------------------------------------------------------------------------
+    def decode_logits(self, box_model: np.ndarray) -> tuple[np.ndarray, float]:
+        """Raw decoder call: XYXY box in model-input pixels -> (low-res logits ``(L, L)``, IoU)."""
+        return self.engine.decode(self.encoding.embedding, box_model)
+
+    def predict(self, box: object | None = None, *, clean: bool = True) -> Segmentation:
+        """Segment the current photo.
+
+        Args:
+            box: ``[x0, y0, x1, y1]`` in original photo pixels, or None for the automatic box
+                (``skinscreen.auto``).
+            clean: keep the largest component and fill holes (the spec's post-processing).
+        """
+        enc = self.encoding
+        auto_info = None
+        t0 = time.perf_counter()
+        if box is None:
+            box_orig, auto_info = self._auto_box()
+            source = auto_info.pop("box_source", "auto")
+        else:
+            box_orig = validate_box(box, enc.image.shape[:2])
+            source = "user"
+        t1 = time.perf_counter()
+        logits, iou = self.decode_logits(enc.transform.apply_boxes(box_orig))
+        t2 = time.perf_counter()
+        seg = self.postprocess(logits, clean=clean)
+        t3 = time.perf_counter()
+        timings = dict(enc.timings_ms)
+        if box is None:
+            timings["auto"] = (t1 - t0) * 1e3
+        timings["decoder"] = (t2 - t1) * 1e3
+        timings["postprocess"] = (t3 - t2) * 1e3
+        mask, prob, poly = seg
+        return Segmentation(
+            mask=mask,
+            probability=prob,
+            polygon=poly,
+            svg_path=svg_path(poly),
+            area_px=int(mask.sum()),
+            box=box_orig,
+            box_source=source,
+            iou_prediction=iou,
+            model=self.spec.name,
+            variant=self.bundle.variant,
+            timings_ms=timings,
+            auto=auto_info,
+        )
+
+    def postprocess(self, low_res_logits: np.ndarray, *, clean: bool = True):
+        """Low-res logits -> (mask ``(H, W)`` bool, probability ``(H, W)``, polygon ``(N, 2)``)."""
+        full = crop_and_resize_logits(
+            low_res_logits, self.encoding.transform, self.spec.low_res_size
+        )
+        mask = full > self.spec.mask_threshold
+        if clean:
+            mask = clean_mask(mask)
+        return mask, sigmoid(full), outer_contour(mask)
+
+    def _auto_box(self) -> tuple[np.ndarray, dict]:
+        """Automatic box for the current image (see :mod:`skinscreen.auto`)."""
+        try:
+            from skinscreen.auto import auto_box
+        except ImportError:
+            auto_box = None
+        if auto_box is None:
+            h, w = self.encoding.image.shape[:2]
+            return np.array([0.0, 0.0, float(w), float(h)]), {
+                "box_source": "full-image",
+                "note": "no automatic localiser installed; the whole photo was used as the box",
+            }
+        box, info = auto_box(self.encoding.image, self)
+        info = dict(info or {})
+        info.setdefault("box_source", "auto")
+        if box is None:
+            raise SkinscreenError(
+                "no lesion found automatically in this photo; draw a box with --box X0,Y0,X1,Y1"
+            )
+        return np.asarray(box, dtype=np.float64), info
+
+
+__all__ = ["LesionPredictor", "Segmentation", "ImageEncoding", "validate_box"]
