@@ -1,0 +1,91 @@
+"""Options and helpers shared by CLI verbs (box parsing, model options, batch runs)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import click
+
+from skinscreen.errors import SkinscreenError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+def parse_box(value: str | None) -> list[float] | None:
+    """``"X0,Y0,X1,Y1"`` -> four floats (validated against the photo later)."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.replace(" ", ",").split(",") if p.strip()]
+    try:
+        box = [float(p) for p in parts]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected four numbers X0,Y0,X1,Y1") from None
+    if len(box) != 4:
+        raise click.BadParameter(f"{value!r}: expected four numbers X0,Y0,X1,Y1")
+    return box
+
+
+def box_callback(ctx: click.Context, param: click.Parameter, value: str | None):
+    return parse_box(value)
+
+
+def model_options(f: Callable) -> Callable:
+    """``--model``, ``--variant``, ``--bundle`` and ``--threads``."""
+    f = click.option(
+        "--threads", type=int, default=None, help="ONNX Runtime threads (default: all CPUs)."
+    )(f)
+    f = click.option(
+        "--bundle",
+        "bundle_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Model bundle directory (default: the cache; see `skinscreen models`).",
+    )(f)
+    f = click.option(
+        "--variant", default=None, help="Bundle variant, e.g. onnx-fp32 (default: the bundle's)."
+    )(f)
+    f = click.option("--model", default="litemedsam", show_default=True, help="Model name.")(f)
+    return f
+
+
+def make_predictor(model: str, variant: str | None, bundle_dir: Path | None, threads: int | None):
+    from skinscreen.predictor import LesionPredictor
+
+    return LesionPredictor(model, variant=variant, bundle_dir=bundle_dir, threads=threads)
+
+
+def expand_inputs(items: Iterable[str]) -> list[Path]:
+    """Files as given; directories expand to the image files directly inside them (sorted)."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise SkinscreenError(
+                    f"{p}: directory holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def progress(items: list, desc: str):
+    """tqdm progress bar on stderr for batches of more than one item."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=len(items) <= 1, leave=False)
+
+
+def report_failures(failures: list[tuple[str, str]]) -> None:
+    """Print each failed item and exit 1 when there are any."""
+    if not failures:
+        return
+    for name, msg in failures:
+        click.echo(f"error: {name}: {msg}", err=True)
+    names = ", ".join(n for n, _ in failures)
+    click.echo(f"{len(failures)} item(s) failed: {names}", err=True)
+    sys.exit(1)

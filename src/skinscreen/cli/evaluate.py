@@ -1,0 +1,116 @@
+"""``skinscreen evaluate``: score predicted masks against expert masks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import click
+
+from skinscreen.cli.common import make_predictor, model_options, progress, report_failures
+from skinscreen.evaluate.dataset import PROMPTS
+
+
+@click.command(
+    "evaluate",
+    epilog=(
+        "Example:\n\n"
+        "  skinscreen evaluate --images ../shared/data/lesions-dev/images "
+        "--masks ../shared/data/lesions-dev/masks --prompt gt-box --json\n\n"
+        "threshold_jaccard follows the ISIC 2018 rule (J if J >= 0.65 else 0, averaged per image); "
+        "failure_rate is the share of images with J < 0.65."
+    ),
+)
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of photos.",
+)
+@click.option(
+    "--masks",
+    "masks_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of expert masks (<id>.png or <id>_segmentation.png).",
+)
+@click.option(
+    "--prompt",
+    type=click.Choice(PROMPTS),
+    default="gt-box",
+    show_default=True,
+    help="How each photo is prompted.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for gt-box-jitter.")
+@click.option(
+    "--limit", type=int, default=None, help="Evaluate only the first N pairs (sorted by id)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write per_image.csv and masks/<id>.png here.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
+)
+@model_options
+def command(
+    images_dir,
+    masks_dir,
+    prompt,
+    seed,
+    limit,
+    out_dir,
+    as_json,
+    model,
+    variant,
+    bundle_dir,
+    threads,
+):
+    """Segment every photo in --images and compare with the expert mask of the same id.
+
+    Reports n, dice, jaccard, threshold_jaccard, failure_rate and the median latency.
+    """
+    from skinscreen.evaluate.dataset import evaluate_pairs, find_pairs
+    from skinscreen.io.write import png_bytes, write_files_atomic
+
+    pairs = find_pairs(images_dir, masks_dir)[:limit]
+    predictor = make_predictor(model, variant, bundle_dir, threads)
+
+    def save_mask(pair, mask):
+        write_files_atomic({out_dir / "masks" / f"{pair.id}.png": png_bytes(mask)})
+
+    result = evaluate_pairs(
+        predictor,
+        pairs,
+        prompt,
+        seed=seed,
+        on_mask=save_mask if out_dir is not None else None,
+        progress=lambda items: progress(items, f"evaluate {prompt}"),
+    )
+    summary = result.summary(prompt, predictor.spec.name)
+    summary["variant"] = predictor.bundle.variant
+    if out_dir is not None and result.rows:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
+        writer.writeheader()
+        writer.writerows(result.rows)
+        write_files_atomic(
+            {
+                out_dir / "per_image.csv": buf.getvalue().encode(),
+                out_dir / "summary.json": json.dumps(summary, indent=2).encode(),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(
+            f"{summary['n']} images, prompt {prompt}: Dice {summary['dice']}, Jaccard {summary['jaccard']}, "
+            f"threshold-Jaccard {summary['threshold_jaccard']}, failure rate {summary['failure_rate']}, "
+            f"median latency {summary['latency_ms_median']} ms"
+        )
+    report_failures(result.failures)

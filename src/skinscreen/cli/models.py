@@ -1,0 +1,75 @@
+"""``skinscreen models``: what is registered and which bundles are built."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+def command(as_json):
+    """List registered models, the bundles present, their sizes and parity figures."""
+    from skinscreen import paths
+    from skinscreen.engine.bundle import list_bundles, read_manifest
+    from skinscreen.spec import REGISTRY
+
+    bundles = {}
+    for root in list_bundles():
+        try:
+            m = read_manifest(root)
+        except Exception as e:  # a broken bundle is listed, not fatal
+            bundles[root.name] = {"path": str(root), "error": str(e)}
+            continue
+        variants = {
+            name: {
+                "bytes": sum(int(f["bytes"]) for f in v["files"].values()),
+                "format": v.get("format"),
+                "precision": v.get("precision"),
+                "accuracy": v.get("accuracy"),
+            }
+            for name, v in m["variants"].items()
+        }
+        bundles[root.name] = {
+            "path": str(root),
+            "model": m["model"],
+            "default_variant": m["default_variant"],
+            "variants": variants,
+            "parity": m.get("parity"),
+        }
+    registered = {
+        name: {
+            "description": s.description,
+            "input_size": s.input_size,
+            "default": s.default,
+            "built": name in bundles,
+        }
+        for name, s in REGISTRY.items()
+    }
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"home": str(paths.home()), "models": registered, "bundles": bundles}, indent=2
+            )
+        )
+        return
+    click.echo(f"bundle cache: {paths.bundles_dir()}")
+    for name, r in registered.items():
+        flag = "built" if r["built"] else "not built"
+        click.echo(
+            f"  {name:<14} {r['input_size']:>5} px  {flag}{'  (default)' if r['default'] else ''}  {r['description']}"
+        )
+    for name, b in bundles.items():
+        if "error" in b:
+            click.echo(f"\n{name}: BROKEN: {b['error']}")
+            continue
+        click.echo(f"\n{name} ({b['path']}), default variant {b['default_variant']}")
+        for vname, v in b["variants"].items():
+            click.echo(f"  {vname:<16} {v['bytes'] / 1e6:7.1f} MB")
+        p = b.get("parity") or {}
+        if p:
+            click.echo(
+                f"  parity vs PyTorch: logits max |diff| {p.get('logits_max_abs_diff')}, "
+                f"mask Dice mean {p.get('mask_dice_mean')} (min {p.get('mask_dice_min')})"
+            )

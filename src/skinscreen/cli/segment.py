@@ -1,0 +1,105 @@
+"""``skinscreen segment``: photos in, lesion masks, overlays and JSON out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from skinscreen.cli.common import (
+    box_callback,
+    expand_inputs,
+    make_predictor,
+    model_options,
+    progress,
+    report_failures,
+)
+
+
+@click.command(
+    "segment",
+    epilog=(
+        "Examples:\n\n"
+        "  skinscreen segment photo.jpg --box 120,80,560,470 --out results/\n\n"
+        "  skinscreen segment examples/images --out results/ --json\n\n"
+        "Without --box the automatic box is used (the JSON says box_source: auto). "
+        "Without --out nothing is written: results go to stdout only."
+    ),
+)
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--box",
+    callback=box_callback,
+    metavar="X0,Y0,X1,Y1",
+    help="Box prompt in photo pixels (EXIF-upright), XYXY.",
+)
+@click.option(
+    "--auto",
+    "auto",
+    is_flag=True,
+    help="Find the lesion automatically (the default when --box is absent).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write <stem>_mask.png, <stem>_overlay.png and <stem>.json here.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list of per-image results on stdout."
+)
+@model_options
+def command(images, box, auto, out_dir, as_json, model, variant, bundle_dir, threads):
+    """Segment the lesion in each IMAGE (files or folders) with a box prompt or automatically.
+
+    Writes, per image, a 0/255 mask PNG the size of the EXIF-upright photo, an overlay PNG
+    (translucent mask + contour) and a JSON file (box used, polygon, svg_path, area_px, model,
+    timings_ms). A screening aid, never a diagnosis.
+    """
+    from skinscreen import DISCLAIMER
+    from skinscreen.errors import SkinscreenError
+    from skinscreen.io.write import png_bytes, write_files_atomic
+    from skinscreen.postprocess.overlay import draw_overlay
+
+    if box is not None and auto:
+        raise click.UsageError("give either --box or --auto, not both")
+    paths = expand_inputs(images)
+    predictor = make_predictor(model, variant, bundle_dir, threads)
+    results, failures = [], []
+    for path in progress(paths, "segment"):
+        try:
+            predictor.set_image(path)
+            seg = predictor.predict(box=box)
+            record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
+            if out_dir is not None:
+                stem = path.stem
+                overlay = draw_overlay(predictor.image, seg.mask, seg.polygon, box=seg.box)
+                write_files_atomic(
+                    {
+                        out_dir / f"{stem}_mask.png": png_bytes(seg.mask),
+                        out_dir / f"{stem}_overlay.png": png_bytes(overlay),
+                        out_dir / f"{stem}.json": json.dumps(record, indent=2).encode(),
+                    }
+                )
+            results.append(record)
+            if not as_json:
+                t = seg.timings_ms
+                click.echo(
+                    f"{path.name}: area {seg.area_px} px, box {seg.box_source} "
+                    f"[{', '.join(f'{v:.0f}' for v in seg.box)}], encoder {t['encoder']:.0f} ms, "
+                    f"decoder {t['decoder']:.0f} ms"
+                )
+        except SkinscreenError as e:
+            failures.append((str(path), str(e)))
+        finally:
+            predictor.reset_image()
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    elif out_dir is not None and results:
+        click.echo(
+            f"wrote {len(results)} result(s) to {out_dir}/ (<stem>_mask.png, <stem>_overlay.png, <stem>.json)"
+        )
+    if results and not as_json:
+        click.echo(DISCLAIMER, err=True)
+    report_failures(failures)

@@ -1,0 +1,177 @@
+"""Evaluate the segmenter on a folder of photos against expert masks.
+
+Pairs are matched by stem: ``images/<id>.<ext>`` with ``masks/<id>.png`` or ISIC's
+``masks/<id>_segmentation.png``. Prompts:
+
+- ``gt-box``: the tight bounding box of the expert mask;
+- ``gt-box-jitter``: each side of that box moved by a seeded uniform random amount in
+  [-10%, +10%] of the box width (x sides) or height (y sides), clipped to the photo; the seed is
+  derived from the image id, so runs are repeatable;
+- ``auto``: no prompt (automatic localisation, :mod:`skinscreen.auto`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from skinscreen.errors import SkinscreenError
+from skinscreen.evaluate.metrics import ISIC_JACCARD_THRESHOLD, dice, jaccard, threshold_jaccard
+from skinscreen.io.image import load_image, load_mask
+from skinscreen.preprocess.transforms import box_from_mask
+
+PROMPTS = ("gt-box", "gt-box-jitter", "auto")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    image: Path
+    mask: Path
+
+
+def find_pairs(images_dir: Path, masks_dir: Path) -> list[Pair]:
+    """Photo/mask pairs matched by stem; raises when a folder is missing or nothing matches."""
+    for d, what in ((images_dir, "--images"), (masks_dir, "--masks")):
+        if not Path(d).is_dir():
+            raise SkinscreenError(f"{what} {d}: not a directory")
+    masks: dict[str, Path] = {}
+    for m in Path(masks_dir).iterdir():
+        if m.suffix.lower() == ".png":
+            stem = m.stem.removesuffix("_segmentation")
+            masks[stem] = m
+    pairs = [
+        Pair(p.stem, p, masks[p.stem])
+        for p in sorted(Path(images_dir).iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks
+    ]
+    if not pairs:
+        raise SkinscreenError(
+            f"no photo in {images_dir} has a mask in {masks_dir} (expected <id>.png or <id>_segmentation.png)"
+        )
+    return pairs
+
+
+def seed_for(image_id: str, seed: int = 0) -> int:
+    """Stable per-image seed (independent of Python's hash randomisation)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{image_id}".encode()).digest()[:8], "little")
+
+
+def jitter_box(
+    box: np.ndarray, size_hw: tuple[int, int], rng: np.random.Generator, amount: float = 0.10
+) -> np.ndarray:
+    """Move each side of an XYXY box by uniform [-amount, +amount] of the box size, clipped.
+
+    Guarantees a non-empty box of at least 2 px per side inside the photo.
+    """
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    d = rng.uniform(-amount, amount, size=4) * np.array([w, h, w, h])
+    H, W = size_hw
+    nx0, ny0 = np.clip(x0 + d[0], 0, W - 2), np.clip(y0 + d[1], 0, H - 2)
+    nx1, ny1 = np.clip(x1 + d[2], nx0 + 2, W), np.clip(y1 + d[3], ny0 + 2, H)
+    return np.array([nx0, ny0, nx1, ny1])
+
+
+def prompt_box(prompt: str, truth: np.ndarray, image_id: str, seed: int = 0) -> np.ndarray | None:
+    """The box for ``prompt`` (None for ``auto``)."""
+    if prompt == "auto":
+        return None
+    box = box_from_mask(truth)
+    if box is None:
+        raise SkinscreenError(f"{image_id}: expert mask is empty, no box can be derived")
+    if prompt == "gt-box-jitter":
+        box = jitter_box(box, truth.shape, np.random.default_rng(seed_for(image_id, seed)))
+    return box
+
+
+@dataclass
+class EvalResult:
+    rows: list[dict] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self, prompt: str, model: str) -> dict:
+        ok = self.rows
+        n = len(ok)
+
+        def mean(key: str) -> float | None:
+            return round(statistics.fmean(r[key] for r in ok), 4) if ok else None
+
+        return {
+            "n": n,
+            "n_failed": len(self.failures),
+            "prompt": prompt,
+            "model": model,
+            "dice": mean("dice"),
+            "jaccard": mean("jaccard"),
+            "threshold_jaccard": mean("threshold_jaccard"),
+            "failure_rate": round(sum(r["jaccard"] < ISIC_JACCARD_THRESHOLD for r in ok) / n, 4)
+            if n
+            else None,
+            "dice_median": round(statistics.median(r["dice"] for r in ok), 4) if ok else None,
+            "latency_ms_median": round(statistics.median(r["latency_ms"] for r in ok), 1)
+            if ok
+            else None,
+            "encoder_ms_median": round(statistics.median(r["encoder_ms"] for r in ok), 1)
+            if ok
+            else None,
+            "decoder_ms_median": round(statistics.median(r["decoder_ms"] for r in ok), 1)
+            if ok
+            else None,
+        }
+
+
+def evaluate_pairs(
+    predictor,
+    pairs: list[Pair],
+    prompt: str = "gt-box",
+    *,
+    seed: int = 0,
+    on_mask: Callable[[Pair, np.ndarray], None] | None = None,
+    progress: Callable | None = None,
+) -> EvalResult:
+    """Segment every pair with ``prompt`` and score it; per-item errors are collected, not raised."""
+    if prompt not in PROMPTS:
+        raise SkinscreenError(f"unknown prompt {prompt!r}: choose one of {', '.join(PROMPTS)}")
+    res = EvalResult()
+    for pair in progress(pairs) if progress else pairs:
+        try:
+            truth = load_mask(pair.mask)
+            t0 = time.perf_counter()
+            image = load_image(pair.image)
+            if image.shape[:2] != truth.shape:
+                raise SkinscreenError(
+                    f"photo is {image.shape[1]}x{image.shape[0]} but mask is {truth.shape[1]}x{truth.shape[0]}"
+                )
+            predictor.set_image(image)
+            seg = predictor.predict(box=prompt_box(prompt, truth, pair.id, seed))
+            latency = (time.perf_counter() - t0) * 1e3
+            j = jaccard(seg.mask, truth)
+            res.rows.append(
+                {
+                    "id": pair.id,
+                    "dice": round(dice(seg.mask, truth), 5),
+                    "jaccard": round(j, 5),
+                    "threshold_jaccard": round(threshold_jaccard(j), 5),
+                    "box": " ".join(f"{v:.1f}" for v in seg.box),
+                    "box_source": seg.box_source,
+                    "iou_prediction": round(seg.iou_prediction, 4),
+                    "latency_ms": round(latency, 1),
+                    "encoder_ms": round(seg.timings_ms.get("encoder", 0.0), 1),
+                    "decoder_ms": round(seg.timings_ms.get("decoder", 0.0), 1),
+                }
+            )
+            if on_mask is not None:
+                on_mask(pair, seg.mask)
+        except SkinscreenError as e:
+            res.failures.append((pair.id, str(e)))
+        finally:
+            predictor.reset_image()
+    return res
