@@ -1,0 +1,44 @@
+"""Shared fixtures: the sample photos in examples/, the shared data sets, and one predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_pairs() -> list[tuple[Path, Path]]:
+    """(photo, expert mask) pairs shipped in examples/ (ISIC 2017, CC0)."""
+    images = sorted((EXAMPLES / "images").glob("*.jpg"))
+    pairs = [(p, EXAMPLES / "masks" / f"{p.stem}.png") for p in images]
+    assert pairs and all(m.exists() for _, m in pairs)
+    return pairs
+
+
+def shared_dir(name: str) -> Path:
+    """A shared data set folder, or skip the test when it is absent (outside this workplace)."""
+    d = SHARED_DATA / name
+    if not (d / "images").is_dir():
+        pytest.skip(f"shared data set {d} is absent (only available in the development workplace)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    """One LiteMedSAM predictor (ONNX Runtime) for the whole session; builds the bundle if needed."""
+    from skinscreen.predictor import LesionPredictor
+
+    return LesionPredictor("litemedsam")
+
+
+@pytest.fixture(scope="session")
+def sample_image() -> np.ndarray:
+    from skinscreen.io.image import load_image
+
+    return load_image(EXAMPLES / "images" / "ISIC_0012099.jpg")
