@@ -40,14 +40,14 @@ def export_bundle(
     )
 
 
-def build_default_bundle(model: str = "litemedsam") -> Path:
-    """Export the bundle of ``model`` to its default location (``paths.bundle_dir(model)``).
+def build_default_bundle(model: str = "litemedsam", out_dir: str | Path | None = None) -> Path:
+    """Export the bundle of ``model`` to ``out_dir`` (default ``paths.bundle_dir(model)``).
 
     For models whose weights ship with an installed package (LiteMedSAM); others need
     ``skinscreen export --model NAME --checkpoint PATH``.
     """
     require_torch(f"building the '{model}' model bundle")
-    return export_bundle(model=model)
+    return export_bundle(model=model, out_dir=out_dir)
 
 
 __all__ = ["build_default_bundle", "export_bundle", "require_torch"]
