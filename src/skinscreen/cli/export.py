@@ -31,8 +31,11 @@ import click
     "Default: the sample photos in examples/images.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option(
+    "--if-missing", is_flag=True, help="Do nothing (exit 0) when the bundle already exists."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def command(model, out_dir, checkpoint, parity_images, force, as_json):
+def command(model, out_dir, checkpoint, parity_images, force, if_missing, as_json):
     """Export MODEL to ONNX, check it against PyTorch on real photos, write the bundle.
 
     Needs the 'export' extra (torch). The checkpoint's sha256 is verified, the weights are loaded
@@ -46,8 +49,14 @@ def command(model, out_dir, checkpoint, parity_images, force, as_json):
     """
     import time
 
+    from skinscreen import paths
     from skinscreen.export import export_bundle, require_torch
+    from skinscreen.spec import get_spec
 
+    target = out_dir if out_dir is not None else paths.bundle_dir(get_spec(model).name)
+    if if_missing and not force and (target / "manifest.json").is_file():
+        click.echo(f"bundle already present at {target} (use --force to rebuild)", err=True)
+        return
     require_torch("skinscreen export")
     images = None
     if parity_images is not None:
