@@ -1,0 +1,69 @@
+"""Response models of the web API (they document the JSON in the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Health(BaseModel):
+    status: str = Field(description='"ok" when the server is up')
+    version: str
+    model: str
+    model_loaded: bool
+    bundle_present: bool
+    bundle_error: str | None = None
+    assessment_available: bool
+    on_device_available: bool = Field(description="onnxruntime-web files are installed")
+    cache: dict
+    disclaimer: str
+
+
+class ModelFile(BaseModel):
+    part: str
+    url: str
+    bytes: int
+    sha256: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    served: bool = Field(description="this is the model /api/segment uses")
+    path: str
+    default_variant: str
+    variant: str | None = Field(None, description="variant in use (served model only)")
+    variants: list[str]
+    size_bytes: int
+    manifest_url: str | None = None
+    files: list[ModelFile] = Field(default_factory=list, description="for the on-device mode")
+    accuracy: dict | None = None
+    parity: dict | None = None
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class SegmentResponse(BaseModel):
+    """One segmentation. Coordinates are photo pixels (EXIF-upright), boxes XYXY."""
+
+    model: str
+    variant: str
+    box: list[float] = Field(description="[x0, y0, x1, y1] box used, photo pixels")
+    box_source: str = Field(description='"user", "auto" or "full-image"')
+    polygon: list[list[float]] = Field(description="outer contour, [[x, y], ...] photo pixels")
+    svg_path: str = Field(description='SVG path data "M x y L x y ... Z" in photo pixels')
+    area_px: int = Field(description="mask area in photo pixels")
+    area_fraction: float = Field(description="mask area / photo area")
+    image_size: list[int] = Field(description="[width, height] of the EXIF-upright photo")
+    image_sha256: str = Field(description="sha256 of the uploaded bytes (the cache key)")
+    iou_prediction: float = Field(description="the decoder's IoU head")
+    mask_png: str = Field(description="base64 PNG (mode L, 0/255) at photo resolution")
+    heatmap_png: str = Field(description="base64 RGBA PNG of the probability, stretch to photo")
+    heatmap_size: list[int] = Field(description="[width, height] of heatmap_png")
+    features: dict | None = Field(description="lesion assessment, null when unavailable")
+    quality: dict | None = Field(None, description="photo quality around the lesion, with warnings")
+    assessment_note: str
+    auto: dict | None = Field(None, description="automatic box details (box 'auto')")
+    cache_hit: bool = Field(description="the photo's embedding came from the in-memory cache")
+    timings_ms: dict[str, float]
+    disclaimer: str

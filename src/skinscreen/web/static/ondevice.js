@@ -1,0 +1,152 @@
+// On-device mode: the bundle's encoder and decoder run in this browser with onnxruntime-web
+// (WebAssembly). The runtime files come from /static/vendor (installed from npm at set-up time
+// and served by skinscreen itself), the model files from /api/models/...: the photo never leaves
+// the device.
+import * as ort from "./vendor/ort.wasm.min.mjs";
+import * as pipeline from "./pipeline.js";
+
+ort.env.wasm.wasmPaths = new URL("./vendor/", import.meta.url).href;
+ort.env.wasm.numThreads = self.crossOriginIsolated
+  ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1))
+  : 1;
+ort.env.logLevel = "error";
+
+async function fetchBytes(url, expectedBytes, onProgress) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not load ${url}: HTTP ${res.status}`);
+  if (!res.body || !expectedBytes) return new Uint8Array(await res.arrayBuffer());
+  const out = new Uint8Array(expectedBytes);
+  const reader = res.body.getReader();
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (n + value.length > out.length) throw new Error(`${url} is larger than the manifest says`);
+    out.set(value, n);
+    n += value.length;
+    onProgress?.(n);
+  }
+  if (n !== expectedBytes) throw new Error(`${url}: got ${n} bytes, manifest says ${expectedBytes}`);
+  return out;
+}
+
+async function sha256Hex(bytes) {
+  if (!self.crypto?.subtle) return null; // not a secure context (e.g. http://<lan-ip>)
+  const d = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The served model, loaded into onnxruntime-web sessions. */
+export class OnDeviceModel {
+  constructor(manifest, encoder, decoder, info) {
+    this.manifest = manifest;
+    this.spec = manifest.spec;
+    this.encoder = encoder;
+    this.decoder = decoder;
+    this.info = info;
+    this.queue = Promise.resolve(); // ORT sessions run one call at a time
+  }
+
+  /**
+   * Download manifest + encoder + decoder of the served model (from GET /api/models) and create
+   * the sessions. onProgress(fraction in [0, 1]).
+   */
+  static async load(onProgress) {
+    const models = await (await fetch("/api/models")).json();
+    const served = models.find((m) => m.served);
+    if (!served) throw new Error("the server has no model bundle to send: run skinscreen export");
+    const manifest = await (await fetch(served.manifest_url)).json();
+    pipeline.checkSpec(manifest.spec);
+    const files = Object.fromEntries(served.files.map((f) => [f.part, f]));
+    for (const part of ["encoder", "decoder"]) {
+      if (!files[part]) throw new Error(`the bundle has no ${part} file`);
+    }
+    const total = files.encoder.bytes + files.decoder.bytes;
+    const done = { encoder: 0, decoder: 0 };
+    const progress = (part) => (n) => {
+      done[part] = n;
+      onProgress?.((done.encoder + done.decoder) / total);
+    };
+    const t0 = performance.now();
+    const [encBytes, decBytes] = await Promise.all([
+      fetchBytes(files.encoder.url, files.encoder.bytes, progress("encoder")),
+      fetchBytes(files.decoder.url, files.decoder.bytes, progress("decoder")),
+    ]);
+    let verified = false;
+    for (const [part, bytes] of [["encoder", encBytes], ["decoder", decBytes]]) {
+      const digest = await sha256Hex(bytes);
+      if (digest !== null && digest !== files[part].sha256) {
+        throw new Error(`${part} file does not match its sha256 in the manifest`);
+      }
+      verified = digest !== null;
+    }
+    const t1 = performance.now();
+    const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+    const encoder = await ort.InferenceSession.create(encBytes, opts);
+    const decoder = await ort.InferenceSession.create(decBytes, opts);
+    const t2 = performance.now();
+    const info = {
+      model: manifest.model,
+      variant: served.variant,
+      bytes: total,
+      sha256_verified: verified,
+      threads: ort.env.wasm.numThreads,
+      timings_ms: { download: t1 - t0, session: t2 - t1 },
+    };
+    return new OnDeviceModel(manifest, encoder, decoder, info);
+  }
+
+  _serial(fn) {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Encode a photo given as RGBA pixels (h x w x 4): the cacheable embedding. */
+  encode(rgba, w, h) {
+    return this._serial(async () => {
+      const t0 = performance.now();
+      const { input, transform } = pipeline.preprocess(this.spec, rgba, w, h);
+      const s = this.spec.input_size;
+      const t1 = performance.now();
+      const feeds = { [this.encoder.inputNames[0]]: new ort.Tensor("float32", input, [1, 3, s, s]) };
+      const out = await this.encoder.run(feeds);
+      const embedding = out[this.encoder.outputNames[0]];
+      const t2 = performance.now();
+      return { embedding, transform, timings_ms: { preprocess: t1 - t0, encoder: t2 - t1 } };
+    });
+  }
+
+  /** Decode a box (photo pixels, XYXY) on an encoding -> mask (h x w Uint8Array 0/1) etc. */
+  predict(enc, box) {
+    return this._serial(async () => {
+      const t0 = performance.now();
+      const [emb, boxes] = this.decoder.inputNames;
+      const feeds = {
+        [emb]: enc.embedding,
+        [boxes]: new ort.Tensor("float32", pipeline.boxToModel(enc.transform, box), [1, 4]),
+      };
+      const out = await this.decoder.run(feeds);
+      const logits = out[this.decoder.outputNames[0]].data;
+      const iou = this.decoder.outputNames[1] ? out[this.decoder.outputNames[1]].data[0] : NaN;
+      const t1 = performance.now();
+      const { mask, crop } = pipeline.postprocess(this.manifest, logits, enc.transform);
+      const [h, w] = enc.transform.originalSize;
+      const polygon = pipeline.outerPolygon(mask, w, h);
+      let area = 0;
+      for (let i = 0; i < mask.length; i++) area += mask[i];
+      const t2 = performance.now();
+      return {
+        mask,
+        width: w,
+        height: h,
+        crop,
+        polygon,
+        svg_path: pipeline.svgPath(polygon),
+        area_px: area,
+        iou_prediction: iou,
+        timings_ms: { decoder: t1 - t0, postprocess: t2 - t1 },
+      };
+    });
+  }
+}
