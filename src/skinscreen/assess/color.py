@@ -23,12 +23,12 @@ DERMOSCOPIC_COLORS: tuple[str, ...] = (
 #: Prototype CIELAB colour of each dermoscopic colour (our own choice, documented in
 #: docs/features.md). A pixel belongs to the nearest prototype by CIEDE2000 colour difference.
 COLOR_PROTOTYPES_LAB: dict[str, tuple[float, float, float]] = {
-    "white": (90.0, 0.0, 4.0),
-    "red": (48.0, 48.0, 26.0),
+    "white": (88.0, 1.0, 5.0),
+    "red": (45.0, 50.0, 14.0),
     "light_brown": (55.0, 17.0, 28.0),
     "dark_brown": (30.0, 14.0, 16.0),
-    "blue_gray": (50.0, -2.0, -10.0),
-    "black": (12.0, 1.0, 1.0),
+    "blue_gray": (50.0, 0.0, -6.0),
+    "black": (15.0, 3.0, 2.0),
 }
 
 #: Display colour (RGB) of each class in the colour-class map. ``skin`` and ``other`` are the two

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import curve_fit
-from scipy.special import expit
 from scipy.spatial.distance import pdist, squareform
+from scipy.special import expit
 from skimage.measure import regionprops
 
 from skinscreen.assess import color as col
@@ -442,7 +442,9 @@ class LesionProperties:
         lab_map[w.mask] = self._color_labels
         x0, y0, x1, y1 = w.box
         full = np.full(self.mask.shape, -1, dtype=np.int8)
-        full[y0:y1, x0:x1] = cv2.resize(lab_map, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        full[y0:y1, x0:x1] = cv2.resize(
+            lab_map, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST
+        )
         # photo pixels whose nearest working pixel lies off the working mask: nearest class
         holes = self.mask & (full < 0)
         if holes.any():

@@ -17,6 +17,7 @@ from skinscreen._version import __version__
 # verb -> (module, one-line help). Add a verb by adding a line here and a module in cli/.
 COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("skinscreen.cli.segment", "Segment lesions in photos (box prompt or automatic)."),
+    "assess": ("skinscreen.cli.assess", "Measure lesions (size, ABC features, skin tone, quality); heatmap and HTML report."),
     "serve": ("skinscreen.cli.serve", "Run the local web app (photo -> box -> outline; on-device mode)."),
     "evaluate": (
         "skinscreen.cli.evaluate",

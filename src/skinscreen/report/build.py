@@ -1,0 +1,228 @@
+"""Mask + photo -> :class:`~skinscreen.report.schema.LesionReport` (features, skin tone, quality)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from skinscreen import DISCLAIMER, __version__
+from skinscreen.assess import color as col
+from skinscreen.assess import features as feat
+from skinscreen.assess.features import LesionProperties
+from skinscreen.assess.quality import QualityReport, assess_quality
+from skinscreen.assess.scale import Scale
+from skinscreen.report.schema import (
+    SCHEMA_VERSION,
+    Asymmetry,
+    AxisAsymmetry,
+    Border,
+    Colors,
+    ImageInfo,
+    LesionReport,
+    Quality,
+    ScaleInfo,
+    SegmentationInfo,
+)
+
+#: Criteria the tool does not assess, stated in every report.
+NOT_ASSESSED: tuple[str, ...] = (
+    "Dermoscopic structures (the D of the dermoscopic ABCD rule: pigment network, dots, globules, "
+    "streaks, structureless areas) cannot be measured from an outline, so no Total Dermoscopy "
+    "Score (TDS) is computed.",
+    "Evolution (the E of the clinical ABCDE rule) needs photos of the same lesion over time.",
+)
+
+
+@dataclass
+class Assessment:
+    """A report with what was used to compute it (for drawing overlays).
+
+    ``image`` is the photo the colour features saw (colour-corrected when ``color_constancy``),
+    ``photo`` the original; both ``(H, W, 3)`` uint8 RGB. ``probability`` ``(H, W)`` float32 or None.
+    """
+
+    report: LesionReport
+    props: LesionProperties
+    quality: QualityReport
+    photo: np.ndarray
+    image: np.ndarray
+    probability: np.ndarray | None
+
+
+def _r(v: float | None, nd: int = 3) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def assess_image(
+    photo: np.ndarray,
+    mask: np.ndarray,
+    *,
+    probability: np.ndarray | None = None,
+    segmentation: Any | None = None,
+    scale: Scale | None = None,
+    color_constancy: bool = False,
+    image_name: str = "photo",
+) -> Assessment:
+    """Measure the lesion ``mask`` ``(H, W)`` bool in ``photo`` ``(H, W, 3)`` uint8 RGB.
+
+    Args:
+        probability: the model's ``(H, W)`` lesion probability (for the heatmap), if any.
+        segmentation: the :class:`skinscreen.predictor.Segmentation` the mask came from; None
+            when the user supplied the mask.
+        scale: mm per pixel (default: unknown, mm fields None).
+        color_constancy: apply Shades-of-Gray colour constancy before the colour features.
+        image_name: the photo's file name, for the report.
+    """
+    scale = scale or Scale()
+    image = col.shades_of_gray(photo) if color_constancy else photo
+    props = LesionProperties(mask, image, spacing=scale.mm_per_pixel)
+    # quality is judged on the photo as taken (a colour cast is reported even when corrected)
+    quality = assess_quality(photo, props.mask, None if color_constancy else props)
+
+    if segmentation is not None:
+        seg = SegmentationInfo(
+            source="model",
+            model=segmentation.model,
+            variant=getattr(segmentation, "variant", None),
+            box=[round(float(v), 2) for v in segmentation.box],
+            box_source=segmentation.box_source,
+            iou_prediction=_r(segmentation.iou_prediction, 4),
+            timings_ms={k: round(float(v), 2) for k, v in segmentation.timings_ms.items()},
+        )
+    else:
+        seg = SegmentationInfo(source="mask")
+
+    axes = []
+    for name, idx, cdelta in (
+        ("major", props.asymmetry_major, props.color_asymmetry_major),
+        ("minor", props.asymmetry_minor, props.color_asymmetry_minor),
+    ):
+        angle = (
+            props.axis_major_angle_deg
+            if name == "major"
+            else (props.axis_major_angle_deg + 90) % 180
+        )
+        axes.append(
+            AxisAsymmetry(
+                axis=name,
+                angle_deg=round(angle, 2),
+                shape_index=round(idx, 4),
+                shape_asymmetric=idx > feat.ASYMMETRY_THRESHOLD,
+                color_delta_e=_r(cdelta, 2),
+                color_asymmetric=None
+                if cdelta is None
+                else cdelta > feat.COLOR_ASYMMETRY_THRESHOLD,
+            )
+        )
+    fractions = props.color_fractions
+    warnings = list(quality.warnings)
+    if scale.mm_per_pixel is None:
+        warnings.append(
+            "No scale given: sizes are in pixels only and the 6 mm diameter check is skipped. "
+            "Give --mm-per-pixel (measure a ruler in the photo) or --dermoscope."
+        )
+    if segmentation is not None and segmentation.box_source == "full-image":
+        warnings.append(
+            "No lesion box was found automatically and the whole photo was used: check the "
+            "outline, or give --box X0,Y0,X1,Y1."
+        )
+    report = LesionReport(
+        schema_version=SCHEMA_VERSION,
+        disclaimer=DISCLAIMER,
+        skinscreen_version=__version__,
+        image=ImageInfo(name=image_name, width=int(photo.shape[1]), height=int(photo.shape[0])),
+        segmentation=seg,
+        scale=ScaleInfo(**scale.to_dict()),
+        color_constancy=bool(color_constancy),
+        area_px=props.area_px,
+        area_mm2=_r(props.area_mm2, 3),
+        perimeter_px=round(props.perimeter_px, 2),
+        perimeter_mm=_r(props.perimeter_mm, 3),
+        diameter_max_px=round(props.diameter_max_px, 2),
+        diameter_max_mm=_r(props.diameter_max_mm, 3),
+        diameter_max_endpoints=props.diameter_max_endpoints.round(2).tolist(),
+        diameter_equivalent_px=round(props.diameter_equivalent_px, 2),
+        diameter_equivalent_mm=_r(props.diameter_equivalent_mm, 3),
+        diameter_over_6mm=props.diameter_over_6mm,
+        centroid=props.centroid_xy.round(2).tolist(),
+        asymmetry=Asymmetry(
+            axes=axes,
+            asymmetric_axes=props.asymmetry_count,
+            color_asymmetric_axes=props.color_asymmetry_count,
+            shape_threshold=feat.ASYMMETRY_THRESHOLD,
+            color_threshold_delta_e=feat.COLOR_ASYMMETRY_THRESHOLD,
+        ),
+        border=Border(
+            compactness=round(props.compactness, 4),
+            solidity=round(props.solidity, 4),
+            octant_edge_width=[_r(v, 4) for v in props.border_edge_width],
+            abrupt_octants=props.border_abrupt_count,
+            abrupt_width_threshold=feat.BORDER_ABRUPT_WIDTH,
+        ),
+        colors=Colors(
+            present=props.colors_present,
+            count=props.color_count,
+            fractions={k: round(v, 4) for k, v in fractions.items()},
+            min_fraction=col.COLOR_MIN_FRACTION,
+            variegation=round(props.color_variegation, 3),
+            lab_std=[round(v, 3) for v in props.color_std_lab],
+            skin_lab=None
+            if props.skin_lab is None
+            else [round(float(v), 2) for v in props.skin_lab],
+        ),
+        ita_deg=_r(props.ita_deg, 2),
+        skin_tone=props.skin_tone,
+        quality=Quality(
+            **{
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in quality.to_dict().items()
+                if k != "warnings"
+            }
+        ),
+        warnings=warnings,
+        not_assessed=list(NOT_ASSESSED),
+    )
+    return Assessment(
+        report=report,
+        props=props,
+        quality=quality,
+        photo=photo,
+        image=image,
+        probability=probability,
+    )
+
+
+def flat_row(report: LesionReport) -> dict:
+    """One CSV row of a report's headline features (lists joined with ';')."""
+    a, b, c = report.asymmetry, report.border, report.colors
+    return {
+        "image": report.image.name,
+        "area_px": report.area_px,
+        "area_mm2": report.area_mm2,
+        "perimeter_px": report.perimeter_px,
+        "perimeter_mm": report.perimeter_mm,
+        "diameter_max_px": report.diameter_max_px,
+        "diameter_max_mm": report.diameter_max_mm,
+        "diameter_equivalent_px": report.diameter_equivalent_px,
+        "diameter_equivalent_mm": report.diameter_equivalent_mm,
+        "diameter_over_6mm": report.diameter_over_6mm,
+        "asymmetry_major": a.axes[0].shape_index,
+        "asymmetry_minor": a.axes[1].shape_index,
+        "asymmetric_axes": a.asymmetric_axes,
+        "color_asymmetry_major": a.axes[0].color_delta_e,
+        "color_asymmetry_minor": a.axes[1].color_delta_e,
+        "color_asymmetric_axes": a.color_asymmetric_axes,
+        "compactness": b.compactness,
+        "solidity": b.solidity,
+        "abrupt_octants": b.abrupt_octants,
+        "colors": ";".join(c.present),
+        "color_count": c.count,
+        "color_variegation": c.variegation,
+        "ita_deg": report.ita_deg,
+        "skin_tone": report.skin_tone,
+        "quality_ok": report.quality.ok,
+        "warnings": len(report.warnings),
+        "box_source": report.segmentation.box_source,
+    }
