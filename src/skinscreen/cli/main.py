@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("skinscreen.cli.segment", "Segment lesions in photos (box prompt or automatic)."),
     "assess": ("skinscreen.cli.assess", "Measure lesions (size, ABC features, skin tone, quality); heatmap and HTML report."),
     "serve": ("skinscreen.cli.serve", "Run the local web app (photo -> box -> outline; on-device mode)."),
+    "distill": ("skinscreen.cli.distill", "Train a smaller, faster student image encoder from a teacher."),
+    "finetune": ("skinscreen.cli.finetune", "Fine-tune the mask decoder on labelled skin photos (k-fold CV)."),
     "evaluate": (
         "skinscreen.cli.evaluate",
         "Score masks against expert masks (Dice, Jaccard, ISIC rule).",
