@@ -31,7 +31,7 @@ async function fetchBytes(url, expectedBytes, onProgress) {
 }
 
 async function sha256Hex(bytes) {
-  if (!self.crypto?.subtle) return null; // not a secure context (e.g. http://<lan-ip>)
+  if (!self.crypto?.subtle) return null; // not a secure context (plain HTTP on a LAN address)
   const d = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
