@@ -46,6 +46,13 @@ from skinscreen.evaluate.dataset import PROMPTS
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for gt-box-jitter.")
 @click.option(
+    "--margin",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Grow the expert box by this fraction of its size on every side (e.g. 0.05).",
+)
+@click.option(
     "--limit", type=int, default=None, help="Evaluate only the first N pairs (sorted by id)."
 )
 @click.option(
@@ -63,6 +70,7 @@ def command(
     masks_dir,
     prompt,
     seed,
+    margin,
     limit,
     out_dir,
     as_json,
@@ -89,11 +97,14 @@ def command(
         pairs,
         prompt,
         seed=seed,
+        margin=margin,
         on_mask=save_mask if out_dir is not None else None,
         progress=lambda items: progress(items, f"evaluate {prompt}"),
     )
     summary = result.summary(prompt, predictor.spec.name)
     summary["variant"] = predictor.bundle.variant
+    if margin:
+        summary["margin"] = margin
     if out_dir is not None and result.rows:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))

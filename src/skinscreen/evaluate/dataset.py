@@ -24,7 +24,7 @@ import numpy as np
 from skinscreen.errors import SkinscreenError
 from skinscreen.evaluate.metrics import ISIC_JACCARD_THRESHOLD, dice, jaccard, threshold_jaccard
 from skinscreen.io.image import load_image, load_mask
-from skinscreen.preprocess.transforms import box_from_mask
+from skinscreen.preprocess.transforms import box_from_mask, expand_box
 
 PROMPTS = ("gt-box", "gt-box-jitter", "auto")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -80,13 +80,17 @@ def jitter_box(
     return np.array([nx0, ny0, nx1, ny1])
 
 
-def prompt_box(prompt: str, truth: np.ndarray, image_id: str, seed: int = 0) -> np.ndarray | None:
-    """The box for ``prompt`` (None for ``auto``)."""
+def prompt_box(
+    prompt: str, truth: np.ndarray, image_id: str, seed: int = 0, margin: float = 0.0
+) -> np.ndarray | None:
+    """The box for ``prompt`` (None for ``auto``), grown by ``margin`` x its size per side."""
     if prompt == "auto":
         return None
     box = box_from_mask(truth)
     if box is None:
         raise SkinscreenError(f"{image_id}: expert mask is empty, no box can be derived")
+    if margin:
+        box = expand_box(box, margin, truth.shape)
     if prompt == "gt-box-jitter":
         box = jitter_box(box, truth.shape, np.random.default_rng(seed_for(image_id, seed)))
     return box
@@ -134,6 +138,7 @@ def evaluate_pairs(
     prompt: str = "gt-box",
     *,
     seed: int = 0,
+    margin: float = 0.0,
     on_mask: Callable[[Pair, np.ndarray], None] | None = None,
     progress: Callable | None = None,
 ) -> EvalResult:
@@ -151,7 +156,7 @@ def evaluate_pairs(
                     f"photo is {image.shape[1]}x{image.shape[0]} but mask is {truth.shape[1]}x{truth.shape[0]}"
                 )
             predictor.set_image(image)
-            seg = predictor.predict(box=prompt_box(prompt, truth, pair.id, seed))
+            seg = predictor.predict(box=prompt_box(prompt, truth, pair.id, seed, margin))
             latency = (time.perf_counter() - t0) * 1e3
             j = jaccard(seg.mask, truth)
             res.rows.append(
