@@ -45,8 +45,8 @@ MAX_LOGITS_ABS_DIFF = 0.01
 
 @dataclass
 class ParityCase:
-    """One parity photo: ``image`` path, expert ``mask`` path (or None) and the prompt box
-    ``(4,)`` XYXY in original pixels (tight box of the expert mask, or the central 80%)."""
+    """One parity photo: ``image`` path and its expert ``mask`` path (or None). The prompt box is
+    the tight XYXY box of the expert mask, or the central 80% of the photo without one."""
 
     image: Path
     mask: Path | None
