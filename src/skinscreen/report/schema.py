@@ -110,7 +110,7 @@ class Quality(_Model):
 class LesionReport(_Model):
     """One lesion's assessment. A screening aid, never a diagnosis (see ``disclaimer``)."""
 
-    schema_version: str = Field(SCHEMA_VERSION, description="Version of this schema.")
+    schema_version: str = Field(description=f"Version of this schema ({SCHEMA_VERSION}).")
     disclaimer: str
     skinscreen_version: str
     image: ImageInfo
