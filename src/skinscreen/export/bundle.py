@@ -79,8 +79,11 @@ class ParityReport:
 
 
 def examples_dir() -> Path:
-    """``examples/`` of a source checkout (the sample photos are not part of the wheel)."""
-    return Path(__file__).resolve().parents[3] / "examples"
+    """``examples/`` of a source checkout, else the two samples packaged in ``skinscreen/samples``."""
+    checkout = Path(__file__).resolve().parents[3] / "examples"
+    if (checkout / "images").is_dir():
+        return checkout
+    return Path(__file__).resolve().parents[1] / "samples"
 
 
 def parity_cases(images: list[Path] | None = None) -> list[ParityCase]:
