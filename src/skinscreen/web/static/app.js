@@ -406,6 +406,7 @@ async function segmentOnDevice(box) {
       total: t1 - t0,
     },
     threads: model.info.threads,
+    encoding_ms: enc.timings_ms, // when this photo was encoded (possibly before the box)
     maskSource,
     maskBlob: null,
     heatmap: heatmapCanvas(p.crop),
