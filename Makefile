@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
+WEB_VENDOR := src/skinscreen/web/static/vendor/VERSIONS
 
 .PHONY: demo test install bundle lint bench clean
 
@@ -23,13 +24,19 @@ $(STAMP): pyproject.toml Makefile
 bundle: $(STAMP)
 	$(BIN)/skinscreen export --model litemedsam --if-missing
 
-demo: bundle
+# onnxruntime-web (web app on-device mode) + Swagger UI, pinned, from the npm registry (needs npm)
+$(WEB_VENDOR): scripts/fetch_web_vendor.sh
+	scripts/fetch_web_vendor.sh
+	@touch $@
+
+demo: bundle $(WEB_VENDOR)
 	$(BIN)/skinscreen segment examples/images examples/phone/PAD_PAT_1020_111_593.jpg --out $(DEMO_OUT)
 	@echo
 	@echo "Demo results (masks, overlays, JSON) are in $(abspath $(DEMO_OUT))/"
 	@echo "Try:  $(BIN)/skinscreen segment YOUR_PHOTO.jpg --box X0,Y0,X1,Y1 --out results/"
+	@echo "Web app:  $(BIN)/skinscreen serve   (then open http://127.0.0.1:8000/)"
 
-test: bundle
+test: bundle $(WEB_VENDOR)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 
