@@ -404,3 +404,37 @@ def test_js_postprocessing_matches_python(server, browser, predictor, sample_pai
         mismatch = int((js != seg.mask).sum())
         assert mismatch <= 2, (img_path.stem, mismatch)
     ctx.close()
+
+
+@pytest.mark.skipif(
+    not vendor_present(), reason="onnxruntime-web missing: scripts/fetch_web_vendor.sh"
+)
+def test_exif_rotated_phone_photo_lines_up_in_both_modes(server, browser, sample_pairs, tmp_path):
+    """A photo stored sideways with EXIF orientation 6: the browser shows it upright like the
+    server reads it, so the dragged box and both modes' masks line up with the upright expert mask."""
+    img_path, mask_path = sample_pairs[2]
+    image = load_image(img_path)
+    truth = load_mask(mask_path)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated 90 degrees counter-clockwise: "rotate 90 CW to view"
+    rotated = tmp_path / "sideways.jpg"
+    Image.fromarray(np.rot90(image, k=1)).save(rotated, quality=97, exif=exif.tobytes())
+
+    ctx, page, errors = open_page(browser, server, viewport={"width": 1100, "height": 800})
+    load_photo(page, rotated)
+    size = page.evaluate("() => [window.skinscreen.state.photo.w, window.skinscreen.state.photo.h]")
+    assert size == [truth.shape[1], truth.shape[0]]  # upright, as the server sees it
+    seq = current_seq(page)
+    drag_box_mouse(page, size, expert_box(mask_path))
+    wait_result(page, "server", seq)
+    server_mask = read_mask_layer(page)
+    seq = current_seq(page)
+    page.click("label.switch")
+    wait_result(page, "device", seq)
+    device_mask = read_mask_layer(page)
+    d_server, d_device = dice(server_mask, truth), dice(device_mask, truth)
+    print(f"\nEXIF-rotated photo Dice vs expert: server {d_server:.4f}, on-device {d_device:.4f}")
+    assert d_server >= 0.85 and d_device >= 0.85
+    assert dice(server_mask, device_mask) >= 0.99
+    assert not errors, errors
+    ctx.close()

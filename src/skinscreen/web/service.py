@@ -24,6 +24,14 @@ from skinscreen.web.settings import WebSettings
 from skinscreen.web.upload import check_image_header
 
 
+def _user_message(e: Exception) -> str:
+    """The error text with the library's ``<N bytes>:`` source label replaced by 'the photo'."""
+    msg = str(e)
+    if msg.startswith("<") and "bytes>: " in msg:
+        msg = "the photo: " + msg.split("bytes>: ", 1)[1]
+    return msg
+
+
 def _encoding_bytes(enc) -> int:
     return int(enc.image.nbytes + enc.embedding.nbytes)
 
@@ -106,7 +114,7 @@ class SegmentService:
                 seg = predictor.predict(box=box)
                 predictor.reset_image()
         except (ImageError, PromptError) as e:
-            raise HTTPException(422, str(e)) from None
+            raise HTTPException(422, _user_message(e)) from None
         except BundleError as e:
             raise HTTPException(503, f"model not available: {e}") from None
         except SkinscreenError as e:  # e.g. no lesion found automatically
