@@ -33,6 +33,7 @@ def write_files_atomic(files: dict[Path, bytes]) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are ordinary user files
             staged.append((tmp, path))
         for tmp, path in staged:
             os.replace(tmp, path)
