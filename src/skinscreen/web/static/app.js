@@ -477,7 +477,7 @@ function fmtValue(v) {
   if (typeof v === "boolean") return v ? "yes" : "no";
   if (v === null || v === undefined) return "–";
   if (Array.isArray(v)) return v.length > 6 ? `${v.length} values` : v.map(fmtValue).join(", ");
-  return String(v);
+  return String(v).replaceAll(";", ", ").replaceAll("_", " ");
 }
 
 function flatten(obj, prefix = "", rows = []) {
@@ -547,7 +547,7 @@ function renderAssessment(r) {
   fillTable($("assessment-table"), key);
   const all = flatten(f)
     .filter(([, v]) => v !== null && v !== "")
-    .map(([k, v]) => [k.replaceAll("_", " "), typeof v === "string" && v.includes(";") ? v.split(";").join(", ") : v]);
+    .map(([k, v]) => [k.replaceAll("_", " "), v]);
   fillTable($("assessment-all-table"), all.slice(0, 80));
   $("assessment-note").textContent = "Measurements of the outlined region (a screening aid, not a diagnosis).";
 }
