@@ -41,9 +41,9 @@ def _default_data() -> list[Path]:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("distill-run"),
-    show_default=True,
-    help="Run directory: checkpoint.pt, history.jsonl, snapshots/ (resumed when present).",
+    default=None,
+    help="Run directory: checkpoint.pt, history.jsonl, snapshots/ (resumed when present). "
+    "Default: $SKINSCREEN_HOME/distill-runs/<student>-<teacher>-seed<seed>.",
 )
 @click.option(
     "--cache-dir",
@@ -76,8 +76,15 @@ def _default_data() -> list[Path]:
 @click.option(
     "--minutes", type=float, default=None, help="Stop after this much wall time (resume later)."
 )
+@click.option(
+    "--until-step",
+    type=int,
+    default=None,
+    help="Pause at exactly this step (resume later with the same flags).",
+)
 @click.option("--batch-size", type=int, default=4, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--warmup", type=int, default=50, show_default=True, help="Linear LR warm-up steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--device", default="auto", show_default=True, help="auto (CUDA if present) | cpu | cuda."
@@ -126,6 +133,13 @@ def _default_data() -> list[Path]:
     default=0,
     show_default=True,
     help="Re-list the cache every N steps (while it is still being filled).",
+)
+@click.option(
+    "--max-entries",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Train on the first N cached (view, photo) entries only, sorted (0: all); makes a run on a partly filled cache reproducible.",
 )
 @click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in --out.")
 @click.option(
@@ -220,12 +234,18 @@ def _train(kw: dict) -> None:
         def evaluator(student):
             return box_dice(student, teacher.model, sspec, pairs, ("gt-box",), device)
 
+    if kw["out_dir"] is None:
+        from skinscreen import paths
+
+        name = f"{kw['student']}-{kw['teacher']}-seed{kw['seed']}"
+        kw["out_dir"] = paths.home() / "distill-runs" / name
     cfg = DistillConfig(
         student=kw["student"],
         teacher=kw["teacher"],
         steps=kw["steps"],
         batch_size=kw["batch_size"],
         lr=kw["lr"],
+        warmup=kw["warmup"],
         seed=kw["seed"],
         online=kw["online"],
         e2e_steps=kw["e2e_steps"],
@@ -233,6 +253,7 @@ def _train(kw: dict) -> None:
         eval_every=kw["eval_every"],
         refresh_every=kw["refresh_every"],
         snapshot_every=kw["snapshot_every"],
+        max_entries=kw["max_entries"],
     )
     if kw["e2e_steps"] and kw["masks"] is None:
         raise click.UsageError("--e2e-steps needs --masks (expert masks of the training photos)")
@@ -255,7 +276,7 @@ def _train(kw: dict) -> None:
         f"{'resuming at step ' + str(run.step) if resumed else 'new run'} on {device}", err=True
     )
     t0 = time.time()
-    res = run.run(minutes=kw["minutes"])
+    res = run.run(minutes=kw["minutes"], until_step=kw["until_step"])
     res["seconds"] = round(time.time() - t0, 1)
     res["run_dir"] = str(kw["out_dir"])
     if kw["ship"]:
@@ -263,10 +284,19 @@ def _train(kw: dict) -> None:
 
         meta = {"arch": cfg.student, "teacher": cfg.teacher, "step": run.step, "seed": cfg.seed}
         path = save_student_weights(run.student, kw["ship"], meta)
+        import shlex
+        import sys
+
+        train_argv = [a for a in sys.argv[1:]]
+        used = images
+        if not cfg.online:
+            stems = {img.name.removesuffix(".img.npy") for _, img in run.batches.entries}
+            used = [p for p in images if p.stem in stems]
         prov = {
+            "command": "skinscreen " + shlex.join(train_argv),
             "metadata": meta,
             "config": cfg.__dict__,
-            "data": data_manifest(images),
+            "data": data_manifest(used),
             "cache_views": kw["views"],
         }
         path.with_suffix(".json").write_text(json.dumps(prov, indent=1) + "\n", encoding="utf-8")

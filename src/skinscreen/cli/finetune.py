@@ -62,9 +62,9 @@ import click
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("finetune-run"),
-    show_default=True,
-    help="Writes cv.json; and decoder.safetensors only if the fine-tuned decoder beats the base in CV.",
+    default=None,
+    help="Writes cv.json; and decoder.safetensors only if the fine-tuned decoder beats the base "
+    "in CV. Default: $SKINSCREEN_HOME/finetune-runs/<model>-seed<seed>.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the CV result as JSON on stdout.")
 def command(
@@ -118,6 +118,10 @@ def command(
         teacher.model, teacher.spec, examples, folds, steps, lr, prompt_encoder, seed
     )
     res.update({"model": model, "n_photos": len(pairs), "views": views, "seed": seed})
+    if out_dir is None:
+        from skinscreen import paths
+
+        out_dir = paths.home() / "finetune-runs" / f"{model}-seed{seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     if res["beats_base"]:
         from safetensors.torch import save_file

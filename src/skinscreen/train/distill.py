@@ -60,6 +60,7 @@ class DistillConfig:
     eval_every: int = 0
     refresh_every: int = 0  # re-list the cache every N steps (a cache still being filled)
     snapshot_every: int = 0  # keep the student weights of every N-th step (learning curve)
+    max_entries: int = 0  # train on the first N cached (view, photo) entries only (0: all)
     extra: dict = field(default_factory=dict)
 
 
@@ -113,18 +114,27 @@ class CachedBatches:
     state is part of the checkpoint. Returns (inputs ``(B, 3, 256, 256)``, targets
     ``(B, 256, 64, 64)``) float32 and the entry paths."""
 
-    def __init__(self, root: Path, spec, seed: int) -> None:
-        self.root, self.spec = root, spec
+    def __init__(self, root: Path, spec, seed: int, limit: int = 0) -> None:
+        self.root, self.spec, self.limit = root, spec, limit
         self.gen = torch.Generator().manual_seed(seed)
         self.refresh()
 
     def refresh(self) -> None:
-        self.entries = cached_entries(self.root)
-        if not self.entries:
+        """List the complete cache entries (sorted by view, then photo; the first ``limit``)."""
+        entries = cached_entries(self.root)
+        if not entries:
             raise SkinscreenError(
                 f"the teacher-embedding cache {self.root} is empty: build it first "
                 "(skinscreen distill --cache-only ...) or use --online"
             )
+        if self.limit:
+            if len(entries) < self.limit:
+                raise SkinscreenError(
+                    f"the cache {self.root} holds {len(entries)} entries, the run needs the "
+                    f"first {self.limit}: fill it first (skinscreen distill --cache-only)"
+                )
+            entries = entries[: self.limit]
+        self.entries = entries
 
     def next(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
         idx = torch.randint(len(self.entries), (batch,), generator=self.gen).tolist()
@@ -214,7 +224,7 @@ class Distiller:
         else:
             if cache_root is None:
                 raise SkinscreenError("cached distillation needs a cache directory (--cache-dir)")
-            self.batches = CachedBatches(cache_root, self.sspec, cfg.seed)
+            self.batches = CachedBatches(cache_root, self.sspec, cfg.seed, cfg.max_entries)
         self.masks_dir = masks_dir
         self.evaluator = evaluator
         self.step = 0
@@ -246,7 +256,9 @@ class Distiller:
         d = self.out / "snapshots"
         d.mkdir(exist_ok=True)
         p = d / f"step_{self.step:07d}.pt"
-        _save_atomic({"step": self.step, "model": self.student.state_dict()}, p)
+        _save_atomic(
+            {"step": self.step, "arch": self.cfg.student, "model": self.student.state_dict()}, p
+        )
         return p
 
     def resume(self, path: Path | None = None) -> bool:
@@ -315,8 +327,11 @@ class Distiller:
             self.teacher, self.sspec, emb, imgs, self.masks_dir, self.cfg.seed, self.step
         )
 
-    def run(self, minutes: float | None = None, progress: bool = True) -> dict:
-        """Train until ``steps + e2e_steps`` or ``minutes`` of wall time; saves at the end."""
+    def run(
+        self, minutes: float | None = None, progress: bool = True, until_step: int | None = None
+    ) -> dict:
+        """Train until ``steps + e2e_steps`` (or ``until_step``, to pause at an exact step) or
+        ``minutes`` of wall time; saves at the end."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -331,8 +346,11 @@ class Distiller:
             dynamic_ncols=True,
         )
         ema = None
+        if cfg.snapshot_every and self.step == 0:
+            self.snapshot()
         try:
-            while self.step < total:
+            stop = total if until_step is None else min(total, until_step)
+            while self.step < stop:
                 if minutes is not None and time.monotonic() - t0 > minutes * 60:
                     break
                 if (

@@ -61,3 +61,49 @@ def dev_pairs(images: Path, masks: Path, limit: int | None = None) -> list[Pair]
     """Photo/mask pairs of a folder (first ``limit`` by name when given)."""
     pairs = find_pairs(Path(images), Path(masks))
     return pairs[:limit] if limit else pairs
+
+
+def learning_curve(
+    run_dir: Path,
+    teacher,
+    pairs: list[Pair],
+    prompts: tuple[str, ...] = ("gt-box",),
+    every: int = 1,
+) -> list[dict]:
+    """Dev Dice of every ``every``-th snapshot in ``run_dir/snapshots`` plus the mean training
+    loss of the steps since the previous row: ``[{"step", "loss", "gt-box", ...}, ...]``."""
+    import json
+
+    from skinscreen.train.student import build_student
+    from skinscreen.train.teacher import student_input_spec
+
+    hist = []
+    hfile = Path(run_dir) / "history.jsonl"
+    if hfile.is_file():
+        hist = [json.loads(x) for x in hfile.read_text().splitlines() if x.strip()]
+    losses = {h["step"]: h["loss"] for h in hist if "loss" in h}
+    spec = student_input_spec(teacher.spec)
+    snaps = sorted((Path(run_dir) / "snapshots").glob("step_*.pt"))[::every]
+    rows, prev = [], 0
+    for snap in snaps:
+        st = torch.load(snap, map_location="cpu", weights_only=True)
+        student = build_student(st.get("arch") or _arch_of(st["model"]))
+        student.load_state_dict(st["model"])
+        step = int(st["step"])
+        window = [v for s, v in losses.items() if prev < s <= step]
+        row = {"step": step, "loss": float(np.mean(window)) if window else None}
+        row.update(box_dice(student, teacher.model, spec, pairs, prompts))
+        rows.append(row)
+        prev = step
+    return rows
+
+
+def _arch_of(state: dict) -> str:
+    """Student architecture from its state dict (the stem width tells them apart)."""
+    from skinscreen.train.student import STUDENTS
+
+    width = state["stem.2.0.weight"].shape[0]
+    for name, kw in STUDENTS.items():
+        if kw["dims"][0] == width:
+            return name
+    raise ValueError(f"unknown student with stem width {width}")

@@ -17,7 +17,8 @@ Layout (``repvit-s``: channels 64/128/256, depths 2/2/6, neck width 320):
 - neck: SAM's 1x1 conv / LayerNorm2d / 3x3 conv / LayerNorm2d to 256 channels, initialised from
   the teacher's neck (same shapes as TinyViT's 320-channel neck).
 
-Every Conv+BN pair and every multi-branch depthwise conv folds into a single conv at export
+Every Conv+BN pair, every multi-branch depthwise conv and every pre-attention BN folds into a
+single conv at export
 (:meth:`RepStudent.fuse`); the fused model computes the same function (a test checks it).
 """
 
@@ -141,6 +142,19 @@ class Attention(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold the pre-attention BatchNorm into the qkv projection (eval statistics)."""
+        if isinstance(self.norm, nn.Identity):
+            return
+        bn = self.norm
+        scale = bn.weight / (bn.running_var + bn.eps).sqrt()
+        shift = bn.bias - bn.running_mean * scale
+        w = self.qkv.weight  # (3C, C, 1, 1)
+        self.qkv.bias.add_((w[:, :, 0, 0] * shift).sum(1))
+        self.qkv.weight.mul_(scale.reshape(1, -1, 1, 1))
+        self.norm = nn.Identity()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
@@ -204,7 +218,7 @@ class RepStudent(nn.Module):
         The result computes the same function in eval mode; call before ONNX export."""
         self.eval()
         for m in list(self.modules()):
-            if isinstance(m, RepDW) and m.fused is None:
+            if isinstance(m, RepDW) and m.fused is None or isinstance(m, Attention):
                 m.fuse()
         _replace_convbn(self)
         return self
