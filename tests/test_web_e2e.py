@@ -341,12 +341,24 @@ def test_unreadable_file_shows_an_error(server, browser, tmp_path):
     ctx.close()
 
 
-def test_js_preprocessing_matches_python(server, browser, predictor, sample_pairs):
+def test_js_preprocessing_matches_python(server, browser, predictor, sample_pairs, tmp_path):
     """pipeline.js on the browser-decoded photo vs skinscreen.preprocess on the Pillow-decoded
-    photo: the model inputs agree to within JPEG-decoder rounding."""
+    photo: the model inputs agree to within JPEG-decoder rounding. PNGs (lossless, so both sides
+    see the same pixels) cover the other resize paths: an exact 2x shrink and an enlargement."""
     ctx, page, _ = open_page(browser, server, viewport={"width": 800, "height": 700})
     spec = predictor.spec.to_dict()
-    for img_path, _ in sample_pairs[:2]:
+    photo = load_image(sample_pairs[0][0])
+    paths = [p for p, _ in sample_pairs[:2]] + [
+        ROOT / "examples" / "phone" / "PAD_PAT_1020_111_593.jpg"
+    ]
+    for name, size in (
+        ("half.png", (512, 341)),
+        ("small.png", (150, 100)),
+        ("odd.png", (333, 517)),
+    ):
+        Image.fromarray(photo).resize(size, Image.LANCZOS).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    for img_path in paths:
         load_photo(page, img_path)
         got = page.evaluate(
             """(spec) => {
@@ -402,6 +414,7 @@ def test_js_postprocessing_matches_python(server, browser, predictor, sample_pai
             .astype(bool)
         )
         mismatch = int((js != seg.mask).sum())
+        print(f"\n{img_path.stem}: JS vs Python post-processing, {mismatch} differing pixels")
         assert mismatch <= 2, (img_path.stem, mismatch)
     ctx.close()
 

@@ -150,24 +150,53 @@ export function resizeAreaRGB(rgba, w, h, nw, nh) {
     flush(prevDy);
     return out;
   }
+  // Enlarging: OpenCV's fixed-point path for 8-bit images (11-bit coefficients; the vertical
+  // pass as its SIMD kernel computes it), so results match cv2 to the grey level.
   const xt = areaUpTable(w, nw);
   const yt = areaUpTable(h, nh);
-  for (let dy = 0; dy < nh; dy++) {
-    const y0 = yt.sxs[dy];
-    const y1 = Math.min(y0 + 1, h - 1);
-    const fy = yt.fxs[dy];
+  const coef = (f) => {
+    const v = Math.fround(f) * 2048;
+    return sat16(v);
+  };
+  const rowW = nw * 3;
+  const hrow = (sy) => {
+    const r = new Int32Array(rowW);
     for (let dx = 0; dx < nw; dx++) {
       const x0 = xt.sxs[dx];
       const x1 = Math.min(x0 + 1, w - 1);
-      const fx = xt.fxs[dx];
+      const a0 = coef(1 - xt.fxs[dx]);
+      const a1 = coef(xt.fxs[dx]);
       for (let c = 0; c < 3; c++) {
-        const a = rgba[(y0 * w + x0) * 4 + c] * (1 - fx) + rgba[(y0 * w + x1) * 4 + c] * fx;
-        const b = rgba[(y1 * w + x0) * 4 + c] * (1 - fx) + rgba[(y1 * w + x1) * 4 + c] * fx;
-        out[(dy * nw + dx) * 3 + c] = sat8(a * (1 - fy) + b * fy);
+        r[dx * 3 + c] = rgba[(sy * w + x0) * 4 + c] * a0 + rgba[(sy * w + x1) * 4 + c] * a1;
       }
+    }
+    return r;
+  };
+  const rows = new Map();
+  const row = (sy) => {
+    if (!rows.has(sy)) rows.set(sy, hrow(sy));
+    return rows.get(sy);
+  };
+  for (let dy = 0; dy < nh; dy++) {
+    const y0 = yt.sxs[dy];
+    const r0 = row(y0);
+    const r1 = row(Math.min(y0 + 1, h - 1));
+    const b0 = coef(1 - yt.fxs[dy]);
+    const b1 = coef(yt.fxs[dy]);
+    for (let i = 0; i < rowW; i++) {
+      const v = (((r0[i] >> 4) * b0) >> 16) + (((r1[i] >> 4) * b1) >> 16);
+      const t = (v + 2) >> 2;
+      out[dy * rowW + i] = t < 0 ? 0 : t > 255 ? 255 : t;
     }
   }
   return out;
+}
+
+/** Round half to even, then clamp to the int16 range (OpenCV's saturate_cast<short>(float)). */
+function sat16(v) {
+  const r = Math.round(v);
+  const t = Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return t < -32768 ? -32768 : t > 32767 ? 32767 : t;
 }
 
 /**
