@@ -1,0 +1,174 @@
+"""Benchmark the tracker on synthetic hand-held clips with exact ground truth.
+
+``python -m skinscreen.stream.bench`` builds one clip per sample photo (examples/images +
+examples/masks by default), runs the tracker (encoder skipping + smoothing) and the per-frame
+full-processing reference (encoder on every frame, same boxes and checks), and prints a JSON
+report: effective FPS, encoder-skip rate, Dice against the warped expert mask for both, and the
+difference. Speed is wall-clock on this machine: run it when the CPU is otherwise idle.
+
+Not a test: figures go in docs/stream.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from skinscreen.stream.synthetic import SyntheticClip, clip_from_files
+from skinscreen.stream.tracker import LesionTracker, TrackerConfig
+
+
+def frame_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two ``(H, W)`` masks; two empty masks score 1 (correctly nothing in view)."""
+    p, t = pred.astype(bool), truth.astype(bool)
+    total = int(p.sum()) + int(t.sum())
+    return 1.0 if total == 0 else 2.0 * int((p & t).sum()) / total
+
+
+@dataclass
+class ClipRun:
+    """One tracker pass over one clip."""
+
+    name: str
+    mode: str
+    dice: list[float] = field(default_factory=list)
+    in_view: list[bool] = field(default_factory=list)
+    encoder: list[bool] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    stats: dict = field(default_factory=dict)
+    best_frame: int | None = None
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return len(self.dice) / self.wall_s if self.wall_s > 0 else 0.0
+
+    def mean_dice(self, *, visible_only: bool = True) -> float:
+        d = [x for x, v in zip(self.dice, self.in_view, strict=True) if v or not visible_only]
+        return float(np.mean(d)) if d else float("nan")
+
+    def summary(self) -> dict:
+        return {
+            "clip": self.name,
+            "mode": self.mode,
+            "frames": len(self.dice),
+            "wall_s": round(self.wall_s, 2),
+            "effective_fps": round(self.fps, 2),
+            "encoder_runs": int(sum(self.encoder)),
+            "encoder_skip_rate": round(1 - sum(self.encoder) / max(1, len(self.encoder)), 3),
+            "dice_in_view_mean": round(self.mean_dice(), 4),
+            "dice_all_mean": round(self.mean_dice(visible_only=False), 4),
+            "dice_in_view_min": round(
+                min((d for d, v in zip(self.dice, self.in_view, strict=True) if v), default=1.0),
+                4,
+            ),
+            "lost_events": self.stats.get("lost_events"),
+            "recovered_events": self.stats.get("recovered_events"),
+            "best_frame": self.best_frame,
+        }
+
+
+def initial_box(clip: SyntheticClip, margin: float = 0.05) -> np.ndarray:
+    """The expert box of the clip's first frame grown by ``margin`` (what a user would draw)."""
+    from skinscreen.preprocess.transforms import box_from_mask, expand_box
+
+    return expand_box(box_from_mask(clip.masks[0]), margin, clip.masks[0].shape)
+
+
+def run_clip(
+    predictor,
+    clip: SyntheticClip,
+    config: TrackerConfig | None = None,
+    *,
+    mode: str = "tracked",
+    box: object | None = "truth",
+    keep_masks: bool = False,
+) -> ClipRun:
+    """Feed every frame of ``clip`` to a fresh tracker and score each mask against the truth.
+
+    ``box="truth"`` starts from the expert box of frame 0 (grown 5%), ``None`` uses the
+    automatic mode.
+    """
+    b = initial_box(clip) if isinstance(box, str) and box == "truth" else box
+    tracker = LesionTracker(predictor, box=b, config=config)
+    run = ClipRun(clip.name, mode)
+    t0 = time.perf_counter()
+    for i, frame in enumerate(clip.frames):
+        r = tracker.feed(frame, timestamp_s=i / clip.fps)
+        run.dice.append(frame_dice(r.mask, clip.masks[i]))
+        run.in_view.append(bool(clip.masks[i].any()))
+        run.encoder.append(r.encoder_ran)
+        run.states.append(r.state)
+        if keep_masks:
+            run.masks.append(r.mask)
+    run.wall_s = time.perf_counter() - t0
+    run.stats = tracker.stats.to_json_dict()
+    run.best_frame = None if tracker.best is None else tracker.best.index
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m skinscreen.stream.bench", description=__doc__)
+    root = Path(__file__).resolve().parents[3]
+    ap.add_argument("--images", type=Path, default=root / "examples" / "images")
+    ap.add_argument("--masks", type=Path, default=root / "examples" / "masks")
+    ap.add_argument("--script", default="handheld", help="clip script (see synthetic.SCRIPTS)")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    ap.add_argument("--no-full", action="store_true", help="skip the full-processing reference")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    args = ap.parse_args(argv)
+
+    from skinscreen.predictor import LesionPredictor
+
+    predictor = LesionPredictor(threads=args.threads)
+    photos = sorted(args.images.glob("*.jpg"))[: args.limit]
+    rows = []
+    for photo in photos:
+        clip = clip_from_files(photo, args.masks / f"{photo.stem}.png", args.script)
+        tracked = run_clip(predictor, clip, mode="tracked")
+        row = {"tracked": tracked.summary()}
+        if not args.no_full:
+            full = run_clip(predictor, clip, TrackerConfig.full_processing(), mode="full")
+            row["full"] = full.summary()
+            row["dice_gap"] = round(full.mean_dice() - tracked.mean_dice(), 4)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    t = [r["tracked"] for r in rows]
+    report = {
+        "script": args.script,
+        "clips": rows,
+        "tracked": {
+            "frames": sum(x["frames"] for x in t),
+            "effective_fps": round(sum(x["frames"] for x in t) / sum(x["wall_s"] for x in t), 2),
+            "encoder_skip_rate": round(
+                1 - sum(x["encoder_runs"] for x in t) / sum(x["frames"] for x in t), 3
+            ),
+            "dice_in_view_mean": round(float(np.mean([x["dice_in_view_mean"] for x in t])), 4),
+        },
+    }
+    if not args.no_full:
+        f = [r["full"] for r in rows]
+        report["full"] = {
+            "effective_fps": round(sum(x["frames"] for x in f) / sum(x["wall_s"] for x in f), 2),
+            "dice_in_view_mean": round(float(np.mean([x["dice_in_view_mean"] for x in f])), 4),
+        }
+        report["dice_gap_mean"] = round(
+            report["full"]["dice_in_view_mean"] - report["tracked"]["dice_in_view_mean"], 4
+        )
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
