@@ -35,7 +35,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_handheld_clip_covers_every_kind_of_motion(handheld):
     clip = handheld
-    assert len(clip) == sum(s.n for s in SCRIPTS["handheld"]) == 63
+    assert len(clip) == sum(s.n for s in SCRIPTS["handheld"]) == 64
     assert {"static", "pan", "zoom", "rotate", "brightness", "blur", "exit", "return"} <= set(
         clip.labels
     )

@@ -129,3 +129,20 @@ def test_bad_frames_and_boxes_are_clear_errors(predictor):
     outside = LesionTracker(predictor, box=[0, 0, 5000, 50])
     with pytest.raises(PromptError, match="outside"):
         outside.feed(c.frames[0])
+
+
+def test_fast_mask_clean_up_matches_the_predictors():
+    """mask_of (contours) == clean_mask (labelling + hole filling) on a lesion-like map."""
+    from skinscreen.postprocess.mask import clean_mask
+    from skinscreen.preprocess.transforms import box_from_mask
+    from skinscreen.stream.tracker import box_of_mask, mask_of
+
+    yy, xx = np.mgrid[:200, :260]
+    prob = np.zeros((200, 260), np.float32)
+    prob[(xx - 120) ** 2 / 70**2 + (yy - 100) ** 2 / 50**2 < 1] = 0.9  # the lesion
+    prob[(xx - 120) ** 2 + (yy - 100) ** 2 < 12**2] = 0.2  # a hole in it
+    prob[(xx - 230) ** 2 + (yy - 30) ** 2 < 8**2] = 0.8  # a speck elsewhere
+    fast, ref = mask_of(prob), clean_mask(prob > 0.5)
+    assert np.array_equal(fast, ref)
+    assert np.array_equal(box_of_mask(fast), box_from_mask(ref))
+    assert box_of_mask(np.zeros((5, 5), bool)) is None

@@ -249,26 +249,32 @@ def estimate_motion(
 ) -> MotionEstimate:
     """Affine key -> current frame (frame pixels).
 
-    1. The step previous -> current: phase correlation (translation), refined by ECC (the two
-       frames overlap almost entirely, so this works even when the key frame is far away); the
+    1. Phase correlation gives the translation previous -> current; after ``key_to_prev`` it
+       seeds the key -> current estimate.
+    2. When the key frame still overlaps the current one by ``min_overlap``, ECC aligns the key
+       thumbnail onto the current one directly from that seed (no drift accumulates); it is
+       kept if it lands within ``max_gap`` thumbnail pixels of the seed at every corner.
+    3. Otherwise (the key is far away, e.g. the lesion left the view) the step previous ->
+       current is refined by ECC instead (the two frames overlap almost entirely) and chained
+       after ``key_to_prev``: dead reckoning, ``refined=False``, ``rho=0``. On weakly textured
+       skin ECC can slide into a wrong zoom or shear while phase correlation stays right, so the
        ECC step is kept only if its correlation reaches ``min_step_rho``, its linear part stays
-       within ``max_step_linear`` of the identity and it agrees with phase correlation.
-    2. The seed key -> current is that step after ``key_to_prev``.
-    3. When the key frame still overlaps the current one by ``min_overlap``, ECC aligns the key
-       thumbnail onto the current one directly from the seed (no drift accumulates); it is kept
-       if it lands within ``max_gap`` thumbnail pixels of the seed at every corner.
-
-    Otherwise the seed is returned with ``refined=False`` and ``rho=0`` (dead reckoning, used
-    while the lesion is out of view).
+       within ``max_step_linear`` of the identity (a hand-held camera zooms and rolls a few
+       percent or degrees per frame) and it agrees with phase correlation at the centre. When
+       the key still overlaps, step 2 is retried from this better seed (fast zoom or roll).
     """
     s = cur.scale
     hw = cur.image.shape
     dx, dy, _ = phase_shift(prev, cur)
     shift = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+    shift_frame = (dx / s, dy / s)
+    k2p = frame_to_thumb(key_to_prev, s)
+    seed = compose(shift, k2p)
+    if overlap_fraction(seed, hw) >= min_overlap:
+        refined, rho = ecc_affine(key, cur, seed)
+        if _sane(refined) and _corner_gap(refined, seed, hw) <= max_gap:
+            return MotionEstimate(thumb_to_frame(refined, s), rho, True, shift_frame, True)
     step, step_rho = ecc_affine(prev, cur, shift)
-    # On weakly textured skin ECC can slide into a wrong zoom/shear while phase correlation stays
-    # right: keep the ECC step only when it is confident and agrees with phase correlation at
-    # the centre (a hand-held camera zooms/rolls only a few percent/degrees per frame).
     h, w = hw
     centre = np.array([[w / 2.0, h / 2.0]])
     step_ok = (
@@ -278,13 +284,11 @@ def estimate_motion(
         and float(np.abs(map_points(centre, step) - map_points(centre, shift)).max()) <= 1.5
     )
     if not step_ok:
-        step, step_rho = shift, 0.0
-    seed = compose(step, frame_to_thumb(key_to_prev, s))
-    shift_frame = (dx / s, dy / s)
-    if key is prev:
-        return MotionEstimate(thumb_to_frame(seed, s), step_rho, step_ok, shift_frame, step_ok)
+        return MotionEstimate(thumb_to_frame(seed, s), 0.0, False, shift_frame, False)
+    seed = compose(step, k2p)
     if overlap_fraction(seed, hw) >= min_overlap:
+        # the phase seed missed a fast zoom or roll: align the key again from the better seed
         refined, rho = ecc_affine(key, cur, seed)
         if _sane(refined) and _corner_gap(refined, seed, hw) <= max_gap:
-            return MotionEstimate(thumb_to_frame(refined, s), rho, True, shift_frame, step_ok)
-    return MotionEstimate(thumb_to_frame(seed, s), 0.0, False, shift_frame, step_ok)
+            return MotionEstimate(thumb_to_frame(refined, s), rho, True, shift_frame, True)
+    return MotionEstimate(thumb_to_frame(seed, s), 0.0, False, shift_frame, True)

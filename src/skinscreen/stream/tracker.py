@@ -42,8 +42,8 @@ import cv2
 import numpy as np
 
 from skinscreen.errors import PromptError, SkinscreenError
-from skinscreen.postprocess.mask import clean_mask, outer_contour, svg_path
-from skinscreen.preprocess.transforms import box_from_mask, expand_box
+from skinscreen.postprocess.mask import outer_contour, svg_path
+from skinscreen.preprocess.transforms import expand_box
 from skinscreen.stream import motion as mo
 from skinscreen.stream.quality import BestFramePicker, FrameQuality, frame_quality
 
@@ -288,6 +288,28 @@ def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
 
 
+def mask_of(prob: np.ndarray) -> np.ndarray:
+    """``(H, W)`` probability -> lesion mask: pixels over 0.5, largest region, holes filled.
+
+    The same clean-up as the predictor's (largest component, hole filling), done with one
+    ``cv2.findContours`` and a filled ``drawContours`` of the largest outer contour, which is
+    several times faster than labelling plus ``binary_fill_holes`` on every frame.
+    """
+    m = (prob > 0.5).astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return m.astype(bool)
+    out = np.zeros_like(m)
+    cv2.drawContours(out, [max(contours, key=cv2.contourArea)], -1, 1, thickness=cv2.FILLED)
+    return out.astype(bool)
+
+
+def box_of_mask(mask: np.ndarray) -> np.ndarray | None:
+    """Tight XYXY box of a ``(H, W)`` mask (x1, y1 one past the last pixel), None when empty."""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    return None if w == 0 else np.array([x, y, x + w, y + h], dtype=np.float64)
+
+
 def appearance(frame: np.ndarray, mask: np.ndarray) -> _Appearance:
     """Lesion area and lightness contrast to a surrounding ring (CIE L*, 0-100)."""
     area = float(mask.sum())
@@ -315,6 +337,7 @@ class _FrameContext:
 @dataclass
 class _Outcome:
     prob: np.ndarray  # (H, W) probability to show on this frame
+    mask: np.ndarray | None = None  # mask_of(prob) when already computed
     event: str | None = None
     reason: str = "skip"
     decoder_runs: int = 0
@@ -453,7 +476,7 @@ class LesionTracker:
                 key = self._key
                 key.prompt = box_key
                 key.prob = seg.probability.astype(np.float32)
-                key.mask = clean_mask(key.prob > 0.5)
+                key.mask = mask_of(key.prob)
                 key.area, key.cut = int(key.mask.sum()), _touches_border(key.mask)
                 key.iou = float(seg.iou_prediction)
                 if key.mask.any() and not key.cut:
@@ -497,7 +520,7 @@ class LesionTracker:
         cfg, key, est = self.config, self._key, ctx.est
         a = est.affine
         pred = self._warp_key(a)
-        pred_mask = clean_mask(pred > 0.5)
+        pred_mask = mask_of(pred)
         visible = pred_mask.sum() / max(1.0, self._full_area(a))
         if visible < cfg.lost_fraction or pred_mask.sum() < self._min_area():
             self._set_lost(event=True)
@@ -516,7 +539,7 @@ class LesionTracker:
         elif key.cut and self._sees_beyond_key(pred_mask, a):
             reason = "coverage"
         if reason is None:
-            return _Outcome(pred, motion=a)
+            return _Outcome(pred, mask=pred_mask, motion=a)
         box = self._carry_prompt(pred_mask, a)
         expect = pred_mask
         m2f = self._mem_to_frame(a)
@@ -538,7 +561,7 @@ class LesionTracker:
         ):
             m2c = mo.compose(est.affine, mem.to_key)
             pred = mo.warp(mem.prob, m2c, self._hw)
-            pred_mask = clean_mask(pred > 0.5)
+            pred_mask = mask_of(pred)
             visible = pred_mask.sum() / max(1.0, mem.area * mo.affine_scale(m2c) ** 2)
             if (
                 visible >= cfg.reacquire_fraction
@@ -547,7 +570,7 @@ class LesionTracker:
             ):
                 # predicted back in view: look there
                 self._last_search = self._index
-                box = self._prompt_box(box_from_mask(pred_mask), est.affine, whole=True)
+                box = self._prompt_box(box_of_mask(pred_mask), est.affine, whole=True)
                 out = self._encode_and_accept(
                     ctx, box, (pred, pred_mask), reason="reacquire", refine=cfg.refine
                 )
@@ -649,7 +672,7 @@ class LesionTracker:
         ):
             blended = cfg.smoothing * prob + (1.0 - cfg.smoothing) * smooth_with
             prob = np.where(self._valid_from_key(ctx.est.affine), blended, prob)
-        mask = clean_mask(prob > 0.5)
+        mask = mask_of(prob)
         old_to_new = None if ctx.est is None or self._key is None else ctx.est.affine
         self._key = _Key(
             index=self._index, thumb=ctx.thumb, encoding=enc, prob=prob, mask=mask,
@@ -674,7 +697,7 @@ class LesionTracker:
     def _remember(self, prob: np.ndarray, mask: np.ndarray, frame: np.ndarray) -> None:
         """The current key's lesion becomes the memory (it is whole, or all we have)."""
         self._memory = _Memory(
-            prob=prob, mask=mask, area=int(mask.sum()), box=box_from_mask(mask),
+            prob=prob, mask=mask, area=int(mask.sum()), box=box_of_mask(mask),
             appearance=appearance(frame, mask), to_key=mo.IDENTITY.copy(),
         )  # fmt: skip
 
@@ -712,7 +735,7 @@ class LesionTracker:
         return 1.0 / self.config.max_zoom_change <= z <= self.config.max_zoom_change
 
     def _box_of(self, mask: np.ndarray) -> np.ndarray:
-        return expand_box(box_from_mask(mask), self.config.box_margin, self._hw)
+        return expand_box(box_of_mask(mask), self.config.box_margin, self._hw)
 
     def _mem_to_frame(self, a: np.ndarray) -> np.ndarray | None:
         """Affine memory frame -> this frame, given ``a`` (key -> this frame)."""
@@ -750,7 +773,7 @@ class LesionTracker:
         h, w = self._hw
         key = self._key
         box = mo.map_box_ellipse(key.prompt, a)
-        mb = box_from_mask(pred_mask)
+        mb = box_of_mask(pred_mask)
         gx = self.config.box_margin * (mb[2] - mb[0])
         gy = self.config.box_margin * (mb[3] - mb[1])
         tol = 2.0
@@ -782,7 +805,7 @@ class LesionTracker:
     def _sees_beyond_key(self, pred_mask: np.ndarray, a: np.ndarray) -> bool:
         """Whether this view around the lesion extends past the key frame's edges."""
         h, w = self._hw
-        box = expand_box(box_from_mask(pred_mask), 0.15, (h, w))
+        box = expand_box(box_of_mask(pred_mask), 0.15, (h, w))
         kb = mo.map_box(box, mo.invert(a))
         return bool(kb[0] < -2 or kb[1] < -2 or kb[2] > w + 2 or kb[3] > h + 2)
 
@@ -838,11 +861,11 @@ class LesionTracker:
         t = time.perf_counter()
         mask = np.zeros(self._hw, dtype=bool)
         if self._state == TRACKING and out.event != "lost":
-            mask = clean_mask(out.prob > 0.5)
+            mask = out.mask if out.mask is not None else mask_of(out.prob)
             if mask.sum() < self._min_area():
                 mask[:] = False
         poly = outer_contour(mask)
-        box = box_from_mask(mask)
+        box = box_of_mask(mask)
         quality = frame_quality(ctx.frame, mask if mask.any() else None, box)
         ctx.timings["postprocess"] = (time.perf_counter() - t) * 1e3
         # the next frame's "previous frame" is this one
