@@ -111,8 +111,10 @@ class SegmentService:
                     enc.timings_ms["load"] = (t2 - t1) * 1e3
                     self.cache.put(key, enc)
                 predictor.set_encoding(enc)
-                seg = predictor.predict(box=box)
-                predictor.reset_image()
+                try:
+                    seg = predictor.predict(box=box)
+                finally:
+                    predictor.reset_image()
         except (ImageError, PromptError) as e:
             raise HTTPException(422, _user_message(e)) from None
         except BundleError as e:
