@@ -114,6 +114,70 @@ def run_clip(
     return run
 
 
+def make_strip(
+    predictor,
+    clip: SyntheticClip,
+    path: Path,
+    *,
+    labels: tuple[str, ...] = (
+        "static",
+        "pan",
+        "zoom",
+        "rotate",
+        "brightness",
+        "blur",
+        "exit",
+        "return",
+        "static",
+    ),
+    tile_width: int = 256,
+    columns: int = 3,
+) -> list[int]:
+    """Track ``clip`` and save a PNG frame strip of the overlay: one tile per script segment.
+
+    Each tile is the frame as ``skinscreen stream`` annotates it, plus the expert outline
+    (thin magenta) and the segment name and Dice. Returns the frame indices shown.
+    """  # fmt: skip
+    import cv2
+    from PIL import Image
+
+    from skinscreen.stream.annotate import annotate, frame_strip
+
+    wanted: list[int] = []
+    for i, lab in enumerate(labels):
+        span = [j for j, x in enumerate(clip.labels) if x == lab]
+        if lab == "static" and i > 0:
+            span = span[len(span) // 2 :]  # the last static stretch
+        if lab == "exit":
+            span = [j for j in span if not clip.in_view[j]] or span
+        if span:
+            wanted.append(span[len(span) // 2] if lab != "return" else span[-2])
+    tracker = LesionTracker(predictor, box=initial_box(clip))
+    tiles = []
+    for i, frame in enumerate(clip.frames):
+        r = tracker.feed(frame)
+        if i not in wanted:
+            continue
+        img = annotate(frame, r, footer=False)
+        truth = clip.masks[i].astype(np.uint8)
+        contours, _ = cv2.findContours(truth, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(img, contours, -1, (255, 0, 255), 1, cv2.LINE_AA)
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (tile_width, round(h * tile_width / w)), interpolation=cv2.INTER_AREA)
+        text = f"{clip.labels[i]}  Dice {frame_dice(r.mask, clip.masks[i]):.2f}"
+        if not clip.in_view[i]:
+            text = f"{clip.labels[i]}  out of view"
+        y = img.shape[0] - 8
+        cv2.putText(img, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(
+            img, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
+        )
+        tiles.append(img)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame_strip(tiles, columns)).save(path, optimize=True)
+    return wanted
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m skinscreen.stream.bench", description=__doc__)
     root = Path(__file__).resolve().parents[3]
@@ -124,12 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     ap.add_argument("--no-full", action="store_true", help="skip the full-processing reference")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    ap.add_argument("--strip", type=Path, default=None, help="write a PNG frame strip and exit")
     args = ap.parse_args(argv)
 
     from skinscreen.predictor import LesionPredictor
 
     predictor = LesionPredictor(threads=args.threads)
     photos = sorted(args.images.glob("*.jpg"))[: args.limit]
+    if args.strip is not None:
+        photo = photos[0]
+        clip = clip_from_files(photo, args.masks / f"{photo.stem}.png", args.script)
+        shown = make_strip(predictor, clip, args.strip)
+        print(json.dumps({"strip": str(args.strip), "clip": clip.name, "frames": shown}))
+        return 0
     rows = []
     for photo in photos:
         clip = clip_from_files(photo, args.masks / f"{photo.stem}.png", args.script)
