@@ -95,7 +95,7 @@ def test_full_processing_reference_encodes_every_frame(predictor):
     c = clip("ISIC_0012143", "pan-zoom-rotate")
     frames = slice(4, 10)  # the pan
     sub = SyntheticClip(c.frames[frames], c.masks[frames], c.affines[frames], c.poses[frames],
-                        c.labels[frames], c.fps, "pan")  # fmt: skip
+                        c.labels[frames], c.fps, "pan", c.meta)  # fmt: skip
     full = run_clip(predictor, sub, TrackerConfig.full_processing(), mode="full")
     tracked = run_clip(predictor, sub)
     assert all(full.encoder) and sum(tracked.encoder) == 1
@@ -146,3 +146,21 @@ def test_fast_mask_clean_up_matches_the_predictors():
     assert np.array_equal(fast, ref)
     assert np.array_equal(box_of_mask(fast), box_from_mask(ref))
     assert box_of_mask(np.zeros((5, 5), bool)) is None
+
+
+def test_lost_lesion_found_again_by_the_automatic_search(predictor):
+    """A cut from skin-only frames straight back to the lesion (no motion links them): the
+    tracker finds it with the automatic mode (predictor.predict() without a box)."""
+    c = clip("ISIC_0012099", "exit-return")
+    out = [i for i, v in enumerate(c.in_view) if not v]
+    back = [i for i in range(out[-1], len(c)) if c.visible_fraction(i) > 0.99]
+    order = [0, 1, *out, *back[-3:] * 3]  # in view, out of view, then a jump back
+    tracker = LesionTracker(predictor, box=initial_box(c), config=TrackerConfig(memory_frames=0))
+    results = [(i, tracker.feed(c.frames[i])) for i in order]
+    jump = 2 + len(out)
+    searched = [r for _, r in results[jump:] if r.reason == "search"]
+    assert searched, [r.reason for _, r in results]
+    found = next(k for k, (_, r) in enumerate(results) if k >= jump and r.event == "recovered")
+    assert found - jump <= tracker.config.search_every
+    assert all(frame_dice(r.mask, c.masks[i]) >= 0.8 for i, r in results[found:])
+    assert tracker.stats.recovered_events == 1

@@ -36,8 +36,8 @@ from skinscreen.cli.common import box_callback, make_predictor, model_options
     "--auto",
     "auto",
     is_flag=True,
-    help="Find the lesion automatically (the default when --box is absent); also used to "
-    "find it again when it is lost.",
+    help="Find the lesion in the first frame automatically (the default when --box is "
+    "absent). A lost lesion is always looked for again.",
 )
 @click.option(
     "--out",
@@ -77,10 +77,10 @@ def command(
 ):
     """Segment the lesion in every frame of SOURCE (a video file, or a camera index such as 0).
 
-    The box for each frame comes from the previous mask (tracking); the image encoder runs only
-    when the view has changed (camera motion is followed on thumbnails in between); the mask is
-    smoothed over time; a lost lesion is found again when it comes back into view. A screening
-    aid, never a diagnosis.
+    The lesion is tracked: its box follows the camera motion and the mask; the image encoder
+    runs only when the view has changed (camera motion is followed on thumbnails in between);
+    the mask is smoothed over time; a lost lesion is found again when it comes back into view.
+    A screening aid, never a diagnosis.
     """
     from skinscreen import DISCLAIMER
     from skinscreen.stream.output import StreamOutputs

@@ -15,8 +15,10 @@ How it keeps the encoder (the expensive part) off most frames:
   would give the very same logits, so we warp the cached probability instead.) A box the user
   draws with :meth:`LesionTracker.set_box` on an unchanged view is decoded on the key's embedding
   (box mapped into the key frame, mask warped back): decoder only.
-- Otherwise the encoder runs on the current frame with the box of the motion-predicted mask
-  (grown by ``box_margin``), and optionally a second decoder pass with the box of that result.
+- Otherwise the encoder runs on the current frame. The box prompt is the key's prompt carried
+  through the camera motion, grown where the predicted mask reaches it (and to the whole lesion
+  as last seen while it enters the view): deriving each box only from the last mask would let
+  the mask shrink onto the lesion's core within a few frames.
 - Temporal smoothing happens at key frames, in motion-compensated coordinates: the new
   probability map is averaged with the previous one warped onto the new frame (EMA), so the
   overlay does not flicker between key frames and does not lag behind camera motion. When the
@@ -55,7 +57,8 @@ class TrackerConfig:
     """Tuning of :class:`LesionTracker` (defaults are what the docs' benchmark used).
 
     Attributes:
-        box_margin: the tracked box is the mask's box grown by this fraction per side.
+        box_margin: boxes made from a mask are its tight box grown by this fraction per side
+            (after a find or a re-acquisition, and when a mask outgrows the carried prompt).
         max_skip: most frames in a row without the encoder while tracking (0: encoder on every
             frame, the "full processing" reference).
         min_correlation: ECC correlation of the aligned thumbnails below which the content is
@@ -259,6 +262,7 @@ class _Memory:
     box: np.ndarray  # XYXY, memory frame pixels
     appearance: _Appearance
     to_key: np.ndarray  # (2, 3)
+    prompt: np.ndarray  # XYXY box prompt that produced the mask, memory frame pixels
 
 
 def _touches_border(mask: np.ndarray, margin: int = 2) -> bool:
@@ -282,10 +286,6 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return 0.0 if union <= 0 else float(inter / union)
-
-
-def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
 
 
 def mask_of(prob: np.ndarray) -> np.ndarray:
@@ -480,7 +480,7 @@ class LesionTracker:
                 key.area, key.cut = int(key.mask.sum()), _touches_border(key.mask)
                 key.iou = float(seg.iou_prediction)
                 if key.mask.any() and not key.cut:
-                    self._remember(key.prob, key.mask, self._encoding_frame(key))
+                    self._remember(key.prob, key.mask, self._encoding_frame(key), box_key)
                 self._state = TRACKING if key.mask.any() else LOST
                 return _Outcome(self._warp_key(est.affine), event="box", decoder_runs=n_dec,
                                 motion=est.affine)  # fmt: skip
@@ -570,7 +570,7 @@ class LesionTracker:
             ):
                 # predicted back in view: look there
                 self._last_search = self._index
-                box = self._prompt_box(box_of_mask(pred_mask), est.affine, whole=True)
+                box = self._carry_prompt(pred_mask, est.affine)
                 out = self._encode_and_accept(
                     ctx, box, (pred, pred_mask), reason="reacquire", refine=cfg.refine
                 )
@@ -625,9 +625,11 @@ class LesionTracker:
         enc = self._encode(ctx)
         seg, n_dec, prompt = self._decode(ctx, box, refine=refine)
         tracking = self._state == TRACKING
-        if prediction is not None and not tracking:
-            # coming back into view: it must also look like the lesion we lost
-            ok = self._plausible(seg.mask, ctx, identify=True, expected=float(prediction[1].sum()))
+        if prediction is not None:
+            # a box prompt always gets *something* segmented: check it looks like the lesion
+            # we follow (darker than the skin around it, about the predicted size)
+            expected = float(prediction[1].sum())
+            ok = self._plausible(seg.mask, ctx, identify=True, expected=expected)
         else:
             ok = self._plausible(seg.mask, ctx, identify=False)
         if ok and prediction is not None:
@@ -682,7 +684,7 @@ class LesionTracker:
         self._k2p = mo.IDENTITY.copy()
         ctx.key_replaced = True
         if mask.any() and (not self._key.cut or self._memory is None):
-            self._remember(prob, mask, ctx.frame)
+            self._remember(prob, mask, ctx.frame, prompt)
         elif self._memory is not None:
             if old_to_new is None:
                 self._memory = None
@@ -694,11 +696,14 @@ class LesionTracker:
         else:
             self._set_lost(event=False)
 
-    def _remember(self, prob: np.ndarray, mask: np.ndarray, frame: np.ndarray) -> None:
+    def _remember(
+        self, prob: np.ndarray, mask: np.ndarray, frame: np.ndarray, prompt: np.ndarray
+    ) -> None:
         """The current key's lesion becomes the memory (it is whole, or all we have)."""
         self._memory = _Memory(
             prob=prob, mask=mask, area=int(mask.sum()), box=box_of_mask(mask),
             appearance=appearance(frame, mask), to_key=mo.IDENTITY.copy(),
+            prompt=np.asarray(prompt, dtype=np.float64),
         )  # fmt: skip
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -755,24 +760,21 @@ class LesionTracker:
             return float(self._memory.area)
         return self._full_area(ctx.est.affine)
 
-    def _prompt_box(self, box: np.ndarray, a: np.ndarray, *, whole: bool) -> np.ndarray:
-        """Box prompt for this frame: ``box`` (the predicted mask's), grown to the whole lesion
-        as remembered (clipped to the frame) when ``whole`` (lesion entering the view)."""
-        h, w = self._hw
-        m2f = self._mem_to_frame(a)
-        if whole and m2f is not None:
-            full = np.clip(mo.map_box(self._memory.box, m2f), 0, [w, h, w, h])
-            if full[2] - full[0] >= 2 and full[3] - full[1] >= 2:
-                box = _union(box, full)
-        return expand_box(box, self.config.box_margin, (h, w))
-
     def _carry_prompt(self, pred_mask: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """Box prompt while tracking: the key's prompt carried by the motion ``a`` (key -> this
-        frame), grown on a side where the predicted mask reaches it, and to the whole lesion as
-        remembered when the key saw only part of it; clipped to the frame."""
+        """Box prompt for an encoder run on this frame (``a``: key -> this frame).
+
+        The prompt that produced the key's mask, carried by the camera motion (the box of the
+        mapped inscribed ellipse); when the key saw only part of the lesion, or the lesion was
+        lost, the prompt it had when last seen whole, carried from that frame instead. Then grown
+        on a side the predicted mask reaches, and clipped to the frame.
+        """
         h, w = self._hw
-        key = self._key
-        box = mo.map_box_ellipse(key.prompt, a)
+        key, mem = self._key, self._memory
+        m2f = self._mem_to_frame(a)
+        if m2f is not None and (key.cut or self._state != TRACKING):
+            box = mo.map_box_ellipse(mem.prompt, m2f)
+        else:
+            box = mo.map_box_ellipse(key.prompt, a)
         mb = box_of_mask(pred_mask)
         gx = self.config.box_margin * (mb[2] - mb[0])
         gy = self.config.box_margin * (mb[3] - mb[1])
@@ -785,10 +787,6 @@ class LesionTracker:
             box[2] = max(box[2], mb[2] + gx)
         if mb[3] >= box[3] - tol:
             box[3] = max(box[3], mb[3] + gy)
-        m2f = self._mem_to_frame(a)
-        if key.cut and m2f is not None:
-            full = mo.map_box(self._memory.box, m2f)
-            box = _union(box, expand_box(full, self.config.box_margin, (10**6, 10**6)))
         box = np.clip(box, 0, [w, h, w, h])
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             return expand_box(mb, self.config.box_margin, (h, w))
