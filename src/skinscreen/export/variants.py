@@ -1,0 +1,738 @@
+"""Edge variants of a model bundle: INT8 / FP16 ONNX, ONNX Runtime Mobile (``.ort``), CoreML.
+
+``add_variants(bundle_dir, formats, precisions, force)`` builds every requested
+``<format>-<precision>`` variant from the bundle's fp32 ONNX graphs (and, for CoreML, from the
+PyTorch model), checks each one with the accuracy gate (:mod:`skinscreen.export.gate`) and writes
+only those that pass (or all of them with ``force``), each in its own sub-directory
+``<bundle>/<format>-<precision>/``. The manifest records every variant's files (sha256, bytes),
+how it was made and its measured accuracy, and ``default_variant`` becomes the fastest variant
+that passed the gate (order measured in BENCHMARKS.md: :data:`CPU_PREFERENCE`).
+
+Variants:
+
+- ``onnx-int8``: weight MatMuls (encoder) and MatMul/Gemm (decoder) dynamically quantized: int8
+  per-output-channel weights, uint8 activations quantized per call (no calibration data needed,
+  so every machine builds the same bundle). The MLP down-projections of the encoder's two
+  high-resolution attention stages stay float32 (:data:`SENSITIVE_MATMULS`); convolutions stay
+  float32 (int8 convolutions fail the gate). ``int8_method="qdq"`` instead calibrates static QDQ
+  activations on lesions-train photos (never the gate photos); ``"dynamic-all"`` quantizes
+  every MatMul and Conv per tensor (fails the gate: kept to test the gate).
+- ``onnx-fp16``: every float tensor in fp16, float32 inputs/outputs kept (slow on x86 CPUs: ORT
+  inserts casts around ops without fp16 kernels; meant for GPU/NNAPI/XNNPACK-fp16 targets).
+- ``ort-<p>``: the ``onnx-<p>`` graphs converted with onnxruntime's own tool
+  (``python -m onnxruntime.tools.convert_onnx_models_to_ort``) plus the reduced-operator config
+  a minimal ORT build needs (``--include_ops_by_config``).
+- ``coreml-<p>``: encoder and decoder ``.mlpackage`` (mlprogram, iOS16+, compute units ALL);
+  fp32 / fp16 compute; ``int8`` = fp16 compute with int8 linear (per-channel) weight compression.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from skinscreen.errors import BundleError, SkinscreenError
+
+FORMATS = ("onnx", "ort", "coreml")
+PRECISIONS = ("fp32", "fp16", "int8")
+INT8_METHODS = ("dynamic", "qdq", "dynamic-all")
+CALIBRATION_PHOTOS = 16
+# Fastest first, measured on the 2-core x86 dev machine (BENCHMARKS.md). CoreML variants never
+# run here; fp16 is slow on CPUs without fp16 arithmetic.
+CPU_PREFERENCE = ("onnx-int8", "ort-int8", "onnx-fp32", "ort-fp32", "onnx-fp16", "ort-fp16")
+PLATFORM_PREFERENCE = {
+    "cpu-x86_64": CPU_PREFERENCE,
+    "android": ("ort-int8", "ort-fp32", "ort-fp16"),
+    "ios": ("coreml-fp16", "coreml-int8", "coreml-fp32", "ort-int8", "ort-fp32"),
+}
+_REPO = Path(__file__).resolve().parents[3]
+TRAIN_IMAGES = _REPO.parent / "shared" / "data" / "lesions-train" / "images"
+
+Progress = Callable[[str], None]
+
+
+def variant_key(fmt: str, precision: str) -> str:
+    """Manifest key of a variant, e.g. ``("ort", "int8") -> "ort-int8"``."""
+    return f"{fmt}-{precision}"
+
+
+def parse_choices(value: str | Iterable[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    """``"onnx,ort"`` (or a list) -> validated, de-duplicated list in ``allowed`` order."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [s.strip().lower() for s in items if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise SkinscreenError(
+            f"unknown {what} {', '.join(bad) or '(empty)'}: choose any of {','.join(allowed)}"
+        )
+    return [a for a in allowed if a in items]
+
+
+def requested_variants(formats: Iterable[str], precisions: Iterable[str]) -> list[str]:
+    """Every ``<format>-<precision>`` combination, in a stable order."""
+    return [variant_key(f, p) for f in formats for p in precisions]
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+def sha256_path(path: Path) -> tuple[str, int]:
+    """(sha256, bytes) of a file, or of a directory (an ``.mlpackage``): the sha256 of the sorted
+    lines ``<relative path> <sha256 of file>`` and the total size of its files."""
+    if path.is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return h.hexdigest(), path.stat().st_size
+    lines, total = [], 0
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest, n = sha256_path(f)
+        lines.append(f"{f.relative_to(path).as_posix()} {digest}\n")
+        total += n
+    return hashlib.sha256("".join(lines).encode()).hexdigest(), total
+
+
+def file_entry(path: Path, rel: str) -> dict:
+    """Manifest entry ``{"path": rel, "sha256", "bytes"}`` (+ ``"kind": "directory"``)."""
+    digest, n = sha256_path(path)
+    e = {"path": rel, "sha256": digest, "bytes": n}
+    if path.is_dir():
+        e["kind"] = "directory"
+        e["sha256_of"] = "sorted lines '<relative path> <sha256>' of the files inside"
+    return e
+
+
+# -- ONNX graph helpers ---------------------------------------------------------------------------
+
+
+# MLP down-projections (input: GELU output, heavy-tailed) of the two high-resolution attention
+# stages: int8 activations there cost 0.5-1 point of mask Dice, so they stay float32.
+SENSITIVE_MATMULS = ("/image_encoder/layers.1/", "/image_encoder/layers.2/")
+
+
+def _sensitive_matmuls(model) -> list[str]:
+    """Weight MatMuls kept in float32: the ``mlp/fc2`` of :data:`SENSITIVE_MATMULS` stages."""
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul"
+        and "/mlp/fc2/" in n.name
+        and any(n.name.startswith(s) for s in SENSITIVE_MATMULS)
+    ]
+
+
+def _activation_matmuls(model) -> list[str]:
+    """Names of MatMul nodes whose inputs are both activations (attention q@k, attn@v)."""
+    consts = {i.name for i in model.graph.initializer}
+    consts |= {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul" and not any(i in consts for i in n.input)
+    ]
+
+
+class _PhotoReader:
+    """onnxruntime CalibrationDataReader over preprocessed photos (``{"image": (1,3,S,S)}``)."""
+
+    def __init__(self, spec, photos: list[Path]):
+        from skinscreen.io.image import load_image
+        from skinscreen.preprocess.transforms import preprocess
+
+        self._xs = [preprocess(spec, load_image(p))[0] for p in photos]
+        self._i = 0
+
+    def get_next(self):
+        if self._i >= len(self._xs):
+            return None
+        self._i += 1
+        return {"image": self._xs[self._i - 1]}
+
+    def rewind(self):
+        self._i = 0
+
+
+def calibration_photos(directory: Path | None = None, n: int = CALIBRATION_PHOTOS) -> list[Path]:
+    """``n`` evenly spaced photos of ``directory`` (default: the lesions-train set), or [] when
+    there is none. Never the dev photos the gate evaluates with."""
+    d = Path(directory) if directory is not None else TRAIN_IMAGES
+    if not d.is_dir():
+        return []
+    photos = sorted(p for p in d.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not photos:
+        return []
+    return photos[:: max(1, len(photos) // n)][:n]
+
+
+def quantize_encoder_int8(spec, src: Path, dst: Path, method: str, photos: list[Path]) -> dict:
+    """INT8 encoder (see module docstring); returns the manifest's ``quantization`` record."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    graph = onnx.load(str(src))
+    act = _activation_matmuls(graph)
+    keep = act + _sensitive_matmuls(graph)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "qdq" and photos:
+            quantize_static(
+                str(src),
+                str(dst),
+                _PhotoReader(spec, photos),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=keep,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+            rec = {
+                "method": "static QDQ (onnxruntime.quantization.quantize_static)",
+                "ops": "weight MatMuls except the fc2 of stages 1-2 (attention q@k, attn@v stay float)",
+                "weights": "int8 symmetric per output channel",
+                "activations": "uint8 asymmetric per tensor, MinMax calibration",
+                "calibration": {
+                    "n_images": len(photos),
+                    "source": str(photos[0].parent.parent.name),
+                    "images": [p.name for p in photos],
+                },
+            }
+        elif method in ("qdq", "dynamic"):
+            quantize_dynamic(
+                str(src),
+                str(dst),
+                op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=keep,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+            )
+            rec = {
+                "method": "dynamic (onnxruntime.quantization.quantize_dynamic)",
+                "ops": "weight MatMuls except the fc2 of stages 1-2 (kept float32)",
+                "weights": "int8 symmetric per output channel",
+                "activations": "uint8 quantized per call (no calibration)",
+            }
+            if method == "qdq":
+                rec["note"] = "no calibration photos found: fell back to dynamic quantization"
+        elif method == "dynamic-all":
+            quantize_dynamic(
+                str(src),
+                str(dst),
+                op_types_to_quantize=["MatMul", "Conv"],
+                per_channel=False,
+                weight_type=QuantType.QInt8,
+            )
+            rec = {
+                "method": "dynamic on all MatMul and Conv ops, per tensor",
+                "ops": "MatMul, Conv",
+                "weights": "int8 per tensor",
+                "activations": "uint8 quantized per call",
+                "note": "known to lose accuracy (kept to show the gate rejecting it)",
+            }
+        else:
+            raise SkinscreenError(f"unknown int8 method {method!r}: choose {INT8_METHODS}")
+    rec["float32_matmuls"] = len(keep) - len(act)
+    return rec
+
+
+def quantize_decoder_int8(src: Path, dst: Path) -> dict:
+    """INT8 decoder: dynamic int8 (per output channel) weight MatMul/Gemm."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            op_types_to_quantize=["MatMul", "Gemm"],
+            nodes_to_exclude=_activation_matmuls(onnx.load(str(src))),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+        )
+    return {
+        "method": "dynamic (onnxruntime.quantization.quantize_dynamic)",
+        "ops": "weight MatMul and Gemm",
+        "weights": "int8 symmetric per output channel",
+        "activations": "uint8 quantized per call",
+    }
+
+
+def convert_fp16(src: Path, dst: Path) -> None:
+    """All float tensors to fp16; graph inputs/outputs stay float32 (``keep_io_types``)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(m, str(dst))
+
+
+def convert_to_ort(onnx_dir: Path, out_dir: Path, target_platform: str = "arm") -> Path:
+    """Run ``python -m onnxruntime.tools.convert_onnx_models_to_ort`` on ``onnx_dir``.
+
+    Writes ``encoder.ort``, ``decoder.ort`` and the reduced-operator config (for a minimal ORT
+    build: ``--include_ops_by_config``) into ``out_dir``; returns the config's path. ``Fixed``
+    optimisation style (optimisations baked in, for the CPU EP) for ``target_platform``
+    (``arm`` for phones; the graphs still run on x86).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "onnxruntime.tools.convert_onnx_models_to_ort",
+        str(onnx_dir),
+        "--output_dir",
+        str(out_dir),
+        "--optimization_style",
+        "Fixed",
+        "--target_platform",
+        target_platform,
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+        raise BundleError(f"ORT format conversion failed: {' | '.join(tail)}")
+    configs = sorted(out_dir.glob("*.config"))
+    if not (out_dir / "encoder.ort").is_file() or not configs:
+        raise BundleError(f"ORT format conversion wrote no .ort/.config files in {out_dir}")
+    cfg = out_dir / "required_operators.config"
+    if configs[0] != cfg:
+        configs[0].rename(cfg)
+    return cfg
+
+
+# -- CoreML ----------------------------------------------------------------------------------------
+
+
+def build_coreml(net, spec, precision: str, out_dir: Path) -> dict:
+    """Convert the PyTorch encoder and decoder to ``.mlpackage`` (mlprogram, iOS16, ALL units).
+
+    Inputs/outputs keep the ONNX names, shapes and float32 dtype, so an app feeds the same arrays
+    as to the ONNX/ORT bundle. Returns the manifest's ``coreml`` record.
+    """
+    import coremltools as ct
+    import torch
+
+    from skinscreen.export.onnx_export import DecoderGraph, EncoderGraph, io_spec
+
+    io = io_spec(spec)
+    compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    parts = {
+        "encoder": (EncoderGraph(net).eval(), io["encoder"]),
+        "decoder": (DecoderGraph(net).eval(), io["decoder"]),
+    }
+    gen = torch.Generator().manual_seed(0)
+    for part, (graph, pio) in parts.items():
+        args = tuple(torch.rand(*i["shape"], generator=gen) for i in pio["inputs"])
+        if part == "decoder":
+            s = float(spec.input_size)
+            args = (args[0], torch.tensor([[0.2 * s, 0.25 * s, 0.7 * s, 0.8 * s]]))
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(graph, args)
+            model = ct.convert(
+                traced,
+                inputs=[
+                    ct.TensorType(name=i["name"], shape=tuple(i["shape"]), dtype=np.float32)
+                    for i in pio["inputs"]
+                ],
+                outputs=[ct.TensorType(name=o["name"], dtype=np.float32) for o in pio["outputs"]],
+                convert_to="mlprogram",
+                minimum_deployment_target=ct.target.iOS16,
+                compute_units=ct.ComputeUnit.ALL,
+                compute_precision=compute,
+            )
+            if precision == "int8":
+                cfg = ct.optimize.coreml.OptimizationConfig(
+                    global_config=ct.optimize.coreml.OpLinearQuantizerConfig(
+                        mode="linear_symmetric", dtype="int8", granularity="per_channel"
+                    )
+                )
+                model = ct.optimize.coreml.linear_quantize_weights(model, cfg)
+        model.short_description = f"skinscreen {spec.name} {part} ({precision})"
+        model.save(str(out_dir / f"{part}.mlpackage"))
+    return {
+        "model_type": "mlprogram",
+        "minimum_deployment_target": "iOS16",
+        "compute_units": "ALL",
+        "compute_precision": "FLOAT32" if precision == "fp32" else "FLOAT16",
+        "weights": {
+            "fp32": "float32",
+            "fp16": "float16",
+            "int8": "int8 linear symmetric per channel (coremltools.optimize linear_quantize_weights)",
+        }[precision],
+        "converted_from": "PyTorch (torch.jit.trace) with coremltools",
+    }
+
+
+def reference_weights(net, onnx_files: list[Path], min_size: int = 2048) -> list[np.ndarray]:
+    """Weights a CoreML package must round-trip to: the PyTorch state dict, the fp32 ONNX
+    initializers, and the constants onnxruntime folds from them (e.g. attention-bias tables)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    out = [v.detach().cpu().numpy() for v in net.state_dict().values() if v.numel() >= min_size]
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in onnx_files:
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            opts.optimized_model_filepath = str(Path(tmp) / f"{f.stem}.folded.onnx")
+            opts.log_severity_level = 3
+            ort.InferenceSession(str(f), opts, providers=["CPUExecutionProvider"])
+            for path in (f, Path(opts.optimized_model_filepath)):
+                for i in onnx.load(str(path)).graph.initializer:
+                    if int(np.prod(i.dims)) >= min_size:
+                        out.append(numpy_helper.to_array(i))
+    return out
+
+
+# -- the builder ---------------------------------------------------------------------------------
+
+
+@dataclass
+class VariantResult:
+    """One built variant (in a temporary directory until it is accepted)."""
+
+    key: str
+    format: str
+    precision: str
+    dir: Path
+    files: dict[str, Path]
+    details: dict = field(default_factory=dict)
+    accuracy: dict = field(default_factory=dict)
+    passed: bool = False
+    reason: str = ""
+
+
+@dataclass
+class AddVariantsReport:
+    """What :func:`add_variants` did: written variant keys, rejected ones with reasons, default."""
+
+    bundle: Path
+    written: list[str]
+    rejected: dict[str, str]
+    default_variant: str
+    seconds: float
+    manifest: dict
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def choose_default(variants: dict, preference: tuple[str, ...] = CPU_PREFERENCE) -> str:
+    """First variant of ``preference`` present whose gate passed (never a forced failure)."""
+    for key in preference:
+        v = variants.get(key)
+        if v is None:
+            continue
+        gate = v.get("accuracy", {}).get("gate", {"passed": True})
+        if gate.get("passed", False):
+            return key
+    return "onnx-fp32"
+
+
+def platform_defaults(variants: dict) -> dict:
+    """Best gated variant per platform (``cpu-x86_64``, ``android``, ``ios``), where present."""
+    out = {}
+    for platform, pref in PLATFORM_PREFERENCE.items():
+        key = choose_default(variants, pref)
+        if key in pref or platform == "cpu-x86_64":
+            out[platform] = key
+    return out
+
+
+def add_variants(
+    bundle_dir: str | Path,
+    formats: Iterable[str] = ("onnx",),
+    precisions: Iterable[str] = ("fp32", "int8"),
+    force: bool = False,
+    *,
+    gate_images: list[Path] | None = None,
+    calibration_dir: Path | None = None,
+    int8_method: str = "dynamic",
+    progress: Progress | None = None,
+) -> AddVariantsReport:
+    """Build, gate and write the requested variants into an existing fp32 bundle.
+
+    Args:
+        bundle_dir: a bundle written by ``skinscreen export`` (holds ``onnx-fp32``).
+        formats: any of :data:`FORMATS`; precisions: any of :data:`PRECISIONS`.
+        force: also write variants that fail the accuracy gate (flagged; never the default).
+        gate_images: photos for the gate (default :func:`skinscreen.export.gate.gate_cases`).
+        calibration_dir: photos for static INT8 calibration (default lesions-train).
+        int8_method: ``dynamic`` (default), ``qdq`` (static, calibrated) or ``dynamic-all`` (all
+            MatMul and Conv ops per tensor: known to fail the gate).
+
+    Raises :class:`BundleError` after writing the passing variants when any variant failed the
+    gate without ``force`` (the message names each one with its figures).
+    """
+    from skinscreen.engine.bundle import read_manifest, verify_files
+    from skinscreen.export import require_torch
+    from skinscreen.export.gate import GateReference, gate_cases, gate_record, measure_onnx
+    from skinscreen.spec import get_spec
+
+    require_torch("building bundle variants")
+    import torch
+
+    from skinscreen.export.reference import load_model
+
+    say = progress or (lambda msg: None)
+    t_start = time.perf_counter()
+    root = Path(bundle_dir)
+    manifest = read_manifest(root)
+    verify_files(root, manifest, "onnx-fp32")
+    spec = get_spec(manifest["model"])
+    formats = parse_choices(list(formats), FORMATS, "format")
+    precisions = parse_choices(list(precisions), PRECISIONS, "precision")
+    if int8_method not in INT8_METHODS:
+        raise SkinscreenError(f"unknown int8 method {int8_method!r}: choose {INT8_METHODS}")
+    wanted = [k for k in requested_variants(formats, precisions) if k != "onnx-fp32"]
+    base = manifest["variants"]["onnx-fp32"]["files"]
+    fp32 = {part: root / base[part]["path"] for part in ("encoder", "decoder")}
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    say("loading the PyTorch model and computing fp32 reference masks on the gate photos")
+    net = load_model(spec)
+    reference = GateReference.build(spec, net, gate_cases(gate_images))
+
+    work = Path(tempfile.mkdtemp(prefix=".variants-tmp-", dir=root))
+    results: dict[str, VariantResult] = {}
+    try:
+        # onnx-<p> graphs are needed for ort-<p> too, even when only ort was asked for
+        onnx_needed = sorted(
+            {p for k in wanted for p in PRECISIONS if k.endswith(p) and not k.startswith("coreml")},
+            key=PRECISIONS.index,
+        )
+        onnx_built: dict[str, VariantResult] = {}
+        for p in onnx_needed:
+            d = work / variant_key("onnx", p)
+            d.mkdir()
+            details: dict = {}
+            if p == "fp32":
+                for part in fp32:
+                    shutil.copy2(fp32[part], d / f"{part}.onnx")
+            elif p == "fp16":
+                say("onnx-fp16: converting to float16")
+                for part in fp32:
+                    convert_fp16(fp32[part], d / f"{part}.onnx")
+                details["conversion"] = "onnxruntime.transformers.float16, keep_io_types=True"
+            else:
+                photos = calibration_photos(calibration_dir) if int8_method == "qdq" else []
+                say(
+                    f"onnx-int8: quantizing the encoder ({int8_method}, {len(photos)} calibration photos)"
+                )
+                enc = quantize_encoder_int8(
+                    spec, fp32["encoder"], d / "encoder.onnx", int8_method, photos
+                )
+                say("onnx-int8: quantizing the decoder (dynamic)")
+                dec = quantize_decoder_int8(fp32["decoder"], d / "decoder.onnx")
+                details["quantization"] = {"encoder": enc, "decoder": dec}
+            onnx_built[p] = VariantResult(
+                variant_key("onnx", p),
+                "onnx",
+                p,
+                d,
+                {part: d / f"{part}.onnx" for part in ("encoder", "decoder")},
+                details,
+            )
+        for k in wanted:
+            fmt, p = k.split("-")
+            if fmt == "onnx":
+                results[k] = onnx_built[p]
+            elif fmt == "ort":
+                say(f"{k}: converting to ORT format (onnxruntime.tools.convert_onnx_models_to_ort)")
+                src = onnx_built[p]
+                d = work / k
+                cfg = convert_to_ort(src.dir, d)
+                details = dict(src.details)
+                details["conversion"] = {
+                    "tool": "python -m onnxruntime.tools.convert_onnx_models_to_ort "
+                    "--optimization_style Fixed --target_platform arm",
+                    "onnxruntime": _ort_version(),
+                    "minimal_build": "build onnxruntime with --minimal_build "
+                    f"--include_ops_by_config {k}/required_operators.config",
+                }
+                results[k] = VariantResult(
+                    k,
+                    "ort",
+                    p,
+                    d,
+                    {
+                        "encoder": d / "encoder.ort",
+                        "decoder": d / "decoder.ort",
+                        "operators_config": cfg,
+                    },
+                    details,
+                )
+            else:
+                say(f"{k}: converting with coremltools (mlprogram, iOS16, compute units ALL)")
+                d = work / k
+                d.mkdir()
+                details = {"coreml": build_coreml(net, spec, p, d)}
+                results[k] = VariantResult(
+                    k,
+                    "coreml",
+                    p,
+                    d,
+                    {"encoder": d / "encoder.mlpackage", "decoder": d / "decoder.mlpackage"},
+                    details,
+                )
+        # drop intermediate onnx graphs nobody asked for
+        for r in onnx_built.values():
+            if r.key not in wanted:
+                shutil.rmtree(r.dir, ignore_errors=True)
+
+        # the gate
+        say(f"gate: fp32 ONNX on {len(reference.cases)} photos")
+        fp32_acc = measure_onnx(reference, fp32["encoder"], fp32["decoder"])
+        fp32_acc["gate"] = gate_record(fp32_acc)
+        sources = None
+        for k, r in results.items():
+            say(f"gate: {k}")
+            if r.format == "coreml":
+                from skinscreen.export.gate import check_coreml
+
+                if sources is None:
+                    sources = reference_weights(net, list(fp32.values()))
+                r.accuracy = check_coreml(
+                    {"encoder": r.files["encoder"], "decoder": r.files["decoder"]},
+                    manifest["io"],
+                    sources,
+                    r.precision,
+                )
+                r.passed = r.accuracy["gate"]["passed"]
+                r.reason = "structural checks passed" if r.passed else "structural checks failed"
+            else:
+                r.accuracy = measure_onnx(reference, r.files["encoder"], r.files["decoder"])
+                r.accuracy["gate"] = gate_record(r.accuracy, forced=force)
+                r.passed = r.accuracy["gate"]["passed"]
+                r.reason = r.accuracy["gate"]["reason"]
+            if not r.passed and force:
+                r.accuracy["gate"]["forced"] = True
+
+        accepted = [k for k, r in results.items() if r.passed or force]
+        rejected = {k: r.reason for k, r in results.items() if k not in accepted}
+        new_manifest = _updated_manifest(manifest, root, results, accepted, rejected, fp32_acc)
+        _swap_in(root, work, results, accepted, new_manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = AddVariantsReport(
+        root,
+        accepted,
+        rejected,
+        new_manifest["default_variant"],
+        time.perf_counter() - t_start,
+        new_manifest,
+    )
+    if rejected:
+        lines = "; ".join(f"{k}: {why}" for k, why in rejected.items())
+        raise BundleError(
+            f"variants not written (accuracy gate): {lines}. Pass --force to write them anyway"
+            + (f"; written: {', '.join(accepted)}" if accepted else "")
+        )
+    return report
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def _updated_manifest(
+    manifest: dict,
+    root: Path,
+    results: dict[str, VariantResult],
+    accepted: list[str],
+    rejected: dict[str, str],
+    fp32_acc: dict,
+) -> dict:
+    m = json.loads(json.dumps(manifest))  # deep copy
+    m["variants"]["onnx-fp32"]["accuracy"] = fp32_acc
+    for k in accepted:
+        r = results[k]
+        files = {}
+        for part, path in r.files.items():
+            files[part] = file_entry(path, f"{k}/{path.relative_to(r.dir).as_posix()}")
+        entry = {"format": r.format, "precision": r.precision, "files": files}
+        entry.update(r.details)
+        entry["accuracy"] = r.accuracy
+        m["variants"][k] = entry
+    from skinscreen.export.flops import count_flops
+
+    m["compute"] = {
+        part: count_flops(root / m["variants"]["onnx-fp32"]["files"][part]["path"])
+        for part in ("encoder", "decoder")
+    }
+    m["default_variant"] = choose_default(m["variants"])
+    m["platform_defaults"] = platform_defaults(m["variants"])
+    m["gate"] = {
+        "reference": "PyTorch fp32",
+        "mean_dice_min": 0.99,
+        "worst_dice_min": 0.95,
+        "images": fp32_acc["images"],
+        "rejected": {k: results[k].accuracy for k in rejected},
+    }
+    versions = m.setdefault("versions", {})
+    try:
+        import coremltools
+
+        versions["coremltools"] = coremltools.__version__
+    except ImportError:
+        pass
+    m["variants_updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return m
+
+
+def _swap_in(
+    root: Path, work: Path, results: dict[str, VariantResult], accepted: list[str], manifest: dict
+) -> None:
+    """Move accepted variant directories into ``root`` and write the manifest last; on failure,
+    restore what was there."""
+    moved: list[tuple[Path, Path | None]] = []
+    try:
+        for k in accepted:
+            dst = root / k
+            old = None
+            if dst.exists():
+                old = root / f".{k}.old-{int(time.time() * 1000)}"
+                dst.rename(old)
+            moved.append((dst, old))
+            results[k].dir.rename(dst)
+        _write_json_atomic(root / "manifest.json", manifest)
+    except BaseException:
+        for dst, old in reversed(moved):
+            shutil.rmtree(dst, ignore_errors=True)
+            if old is not None:
+                old.rename(dst)
+        raise
+    for _, old in moved:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
