@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("skinscreen.cli.distill", "Train a smaller, faster student image encoder from a teacher."),
     "finetune": ("skinscreen.cli.finetune", "Fine-tune the mask decoder on labelled skin photos (k-fold CV)."),
     "stream": ("skinscreen.cli.stream", "Segment and track a lesion through a video file or camera feed."),
+    "bench": ("skinscreen.cli.bench", "Benchmark PyTorch, ONNX Runtime and every bundle variant on the same photos."),
     "evaluate": (
         "skinscreen.cli.evaluate",
         "Score masks against expert masks (Dice, Jaccard, ISIC rule).",

@@ -1,0 +1,43 @@
+"""Cold-start child: a fresh process that opens a bundle and segments one photo.
+
+``python -m skinscreen.bench.coldstart BUNDLE VARIANT IMAGE X0,Y0,X1,Y1 [THREADS]`` prints one
+JSON line when the first mask exists; the parent times it from process creation and reads the
+child's peak RSS from ``os.wait4``. Runtime path only (no torch).
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+
+
+def main(argv: list[str]) -> None:
+    bundle, variant, image, box = argv[:4]
+    threads = int(argv[4]) if len(argv) > 4 else 2
+    from skinscreen.predictor import LesionPredictor
+
+    t_import = time.perf_counter()
+    p = LesionPredictor(bundle_dir=bundle, variant=variant, threads=threads)
+    t_session = time.perf_counter()
+    p.set_image(image)
+    seg = p.predict(box=[float(v) for v in box.split(",")])
+    t_mask = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "import_s": t_import - T_START,
+                "sessions_s": t_session - t_import,
+                "first_mask_s": t_mask - T_START,
+                "area_px": seg.area_px,
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,126 @@
+"""``skinscreen bench``: time every pipeline on the same photos in one run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("bench")
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of photos (expert masks in ../masks for boxes). Default: the sample photos.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON on stdout.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=8,
+    show_default=True,
+    help="At most this many photos (evenly spaced).",
+)
+@click.option("--model", default="litemedsam", show_default=True, help="Registered model name.")
+@click.option(
+    "--bundle",
+    "bundle_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Bundle directory (default: the model's cached bundle).",
+)
+@click.option(
+    "--variants",
+    default=None,
+    help="Comma-separated variants to time (default: every onnx-*/ort-* variant).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Intra-op threads for every engine.",
+)
+@click.option(
+    "--no-pytorch", is_flag=True, help="Skip the PyTorch reference even when torch is installed."
+)
+@click.option("--no-cold-start", is_flag=True, help="Skip cold-start / peak-RSS child processes.")
+@click.option(
+    "--markdown", is_flag=True, help="Print the results table as Markdown (for BENCHMARKS.md)."
+)
+def command(
+    images,
+    as_json,
+    limit,
+    model,
+    bundle_dir,
+    variants,
+    threads,
+    no_pytorch,
+    no_cold_start,
+    markdown,
+):
+    """Benchmark the PyTorch reference, ONNX Runtime fp32 and every exported variant.
+
+    One run, the same photos and boxes, pipelines interleaved photo by photo: stage times
+    (load, preprocess, encoder, decoder, postprocess), whole file -> mask, re-prompt (decoder +
+    post-processing on a cached embedding), cold start (new process to first mask) and its peak
+    RSS, bundle size, mask Dice vs the fp32 PyTorch masks, speedup_vs_pytorch of the default
+    variant (ratio of medians), and the encoder's achieved GFLOP/s next to a matrix-multiply peak
+    measured in the same run. Medians in ms unless stated.
+
+    \b
+    Examples:
+      skinscreen bench
+      skinscreen bench --images ../shared/data/lesions-dev/images --limit 12 --json
+    """
+    from skinscreen.bench.runner import markdown_table, run_bench
+
+    result = run_bench(
+        images,
+        bundle_dir=bundle_dir,
+        model=model,
+        limit=limit,
+        threads=threads,
+        variants=[v.strip() for v in variants.split(",") if v.strip()] if variants else None,
+        pytorch=False if no_pytorch else None,
+        cold_start=not no_cold_start,
+        say=lambda m: click.echo(m, err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    m = result["machine"]
+    click.echo(
+        f"{m.get('cpu', '?')}, {m.get('cpus_available')} CPUs, {threads} threads, "
+        f"{result['images']['n']} photos from {result['images']['dir']}"
+    )
+    click.echo(markdown_table(result) if markdown else _plain(result))
+    if "speedup_vs_pytorch" in result:
+        click.echo(
+            f"speedup_vs_pytorch ({result['default_variant']}): {result['speedup_vs_pytorch']}x"
+        )
+    peaks = result["matmul_peak_gflops"]
+    click.echo(
+        f"encoder {result.get('encoder_gflop')} GFLOP; matmul peak fp32: numpy {peaks['numpy_fp32_1024']} "
+        f"GFLOP/s, onnxruntime {peaks['onnxruntime_fp32_1024']} GFLOP/s"
+    )
+    for name, t in result.get("targets", {}).items():
+        click.echo(
+            f"target {name}: {t['value']} ({t['target']}) {'met' if t['met'] else 'NOT met'}"
+        )
+
+
+def _plain(r: dict) -> str:
+    lines = [
+        f"{'pipeline':14s} {'MB':>6s} {'enc ms':>8s} {'dec ms':>7s} {'file->mask':>10s} {'reprompt':>8s} {'cold s':>6s} {'RSS MB':>6s} {'Dice/fp32':>9s}"
+    ]
+    for n, p in r["pipelines"].items():
+        lines.append(
+            f"{n:14s} {p.get('size_mb') or '':>6} {p['encoder']['median']:8.0f} {p['decoder']['median']:7.1f} "
+            f"{p['file_to_mask']['median']:10.0f} {p['reprompt']['median']:8.1f} {p.get('cold_start_s', ''):>6} "
+            f"{p.get('peak_rss_mb', ''):>6} {p['mask_dice_vs_fp32']['mean']:9.4f}"
+        )
+    return "\n".join(lines)
