@@ -478,6 +478,7 @@ def add_variants(
     calibration_dir: Path | None = None,
     int8_method: str = "dynamic",
     progress: Progress | None = None,
+    checkpoint: Path | None = None,
 ) -> AddVariantsReport:
     """Build, gate and write the requested variants into an existing fp32 bundle.
 
@@ -487,6 +488,7 @@ def add_variants(
         force: also write variants that fail the accuracy gate (flagged; never the default).
         gate_images: photos for the gate (default :func:`skinscreen.export.gate.gate_cases`).
         calibration_dir: photos for static INT8 calibration (default lesions-train).
+        checkpoint: PyTorch weights for models without packaged weights (MedSAM ViT-B).
         int8_method: ``dynamic`` (default), ``qdq`` (static, calibrated) or ``dynamic-all`` (all
             MatMul and Conv ops per tensor: known to fail the gate).
 
@@ -519,7 +521,7 @@ def add_variants(
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     say("loading the PyTorch model and computing fp32 reference masks on the gate photos")
-    net = load_model(spec)
+    net = load_model(spec, checkpoint)
     reference = GateReference.build(spec, net, gate_cases(gate_images))
 
     work = Path(tempfile.mkdtemp(prefix=".variants-tmp-", dir=root))
@@ -736,3 +738,69 @@ def _swap_in(
     for _, old in moved:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+DEFAULT_FORMATS = ("onnx",)
+DEFAULT_PRECISIONS = ("fp32", "int8")
+
+
+def validate_choices(formats: str | None, precisions: str | None) -> None:
+    """Check the CLI's ``--format`` / ``--precision`` values before any heavy work."""
+    if formats is not None:
+        parse_choices(formats, FORMATS, "format")
+    if precisions is not None:
+        parse_choices(precisions, PRECISIONS, "precision")
+
+
+def export_variants_step(
+    root: Path,
+    formats: str | None,
+    precisions: str | None,
+    force: bool,
+    say: Progress | None = None,
+    checkpoint: Path | None = None,
+) -> AddVariantsReport | None:
+    """The variant step of ``skinscreen export`` after the fp32 bundle exists at ``root``.
+
+    ``formats`` / ``precisions`` are the comma-separated CLI values (None: not given, meaning
+    ``onnx`` and ``fp32,int8``, so the default bundle carries the fast CPU variant). With the
+    defaults a gate rejection only warns (the bundle stays usable on ``onnx-fp32``); with explicit
+    values it raises :class:`BundleError` (exit 1) after writing the variants that passed.
+    """
+    explicit = formats is not None or precisions is not None
+    if not explicit and checkpoint is not None:
+        return None  # user-supplied weights (e.g. MedSAM ViT-B): variants only when asked for
+    fmts = parse_choices(formats or ",".join(DEFAULT_FORMATS), FORMATS, "format")
+    precs = parse_choices(precisions or ",".join(DEFAULT_PRECISIONS), PRECISIONS, "precision")
+    if not [k for k in requested_variants(fmts, precs) if k != "onnx-fp32"]:
+        return None
+    if "coreml" in fmts:
+        import importlib.util
+
+        if importlib.util.find_spec("coremltools") is None:
+            from skinscreen.errors import MissingExtraError
+
+            raise MissingExtraError("export", "--format coreml (coremltools)")
+    try:
+        report = add_variants(root, fmts, precs, force, progress=say, checkpoint=checkpoint)
+    except BundleError as e:
+        if explicit or "accuracy gate" not in str(e):
+            raise
+        if say:
+            say(f"warning: {e}")
+        return None
+    if say:
+        for k in report.written:
+            v = report.manifest["variants"][k]
+            a = v["accuracy"]
+            mb = sum(int(f["bytes"]) for f in v["files"].values()) / 1e6
+            if a.get("measured") is False:
+                fig = "structural checks passed (CoreML cannot run on Linux)"
+            else:
+                fig = (
+                    f"mask Dice vs fp32 mean {a['mask_dice_vs_fp32_mean']:.4f} "
+                    f"min {a['mask_dice_vs_fp32_min']:.4f} on {a['n_images']} photos"
+                )
+            say(f"  {k}: {mb:.1f} MB, {fig}")
+        say(f"default variant: {report.default_variant}")
+    return report
