@@ -259,6 +259,7 @@ def run_bench(
     variants: list[str] | None = None,
     pytorch: bool | None = None,
     cold_start: bool = True,
+    levers: bool = False,
     say: Say | None = None,
 ) -> dict:
     """Benchmark every pipeline on the same photos; returns the JSON-ready result.
@@ -271,6 +272,8 @@ def run_bench(
         variants: bundle variants to time (default: every ``onnx-*``/``ort-*`` variant).
         pytorch: time the PyTorch reference (default: when torch is installed).
         cold_start: also measure cold start and peak RSS in fresh processes.
+        levers: also measure ONNX Runtime settings on the default variant's encoder
+            (:mod:`skinscreen.bench.levers`).
     """
     import importlib.util
 
@@ -417,6 +420,17 @@ def run_bench(
                 cold_start_s=round(c["cold_start_s"], 3), peak_rss_mb=round(c["peak_rss_mb"], 1)
             )
 
+    if levers:
+        from skinscreen.bench.levers import measure_levers
+
+        d = result["default_variant"]
+        say(f"levers: ONNX Runtime settings on the {d} encoder")
+        ort_key = "ort-" + manifest["variants"][d].get("precision", "fp32")
+        ort_enc = None
+        if ort_key in manifest["variants"]:
+            ort_enc = root / manifest["variants"][ort_key]["files"]["encoder"]["path"]
+        enc = root / manifest["variants"][d]["files"]["encoder"]["path"]
+        result["levers"] = measure_levers(enc, ort_enc, threads)
     result["speedup"] = _speedups(result)
     result["targets"] = _targets(result)
     sg = smallest_gated_bundle(manifest, bundle)

@@ -48,6 +48,11 @@ import click
 )
 @click.option("--no-cold-start", is_flag=True, help="Skip cold-start / peak-RSS child processes.")
 @click.option(
+    "--levers",
+    is_flag=True,
+    help="Also measure ORT threads / optimisation level / spinning / session creation.",
+)
+@click.option(
     "--markdown", is_flag=True, help="Print the results table as Markdown (for BENCHMARKS.md)."
 )
 def command(
@@ -60,6 +65,7 @@ def command(
     threads,
     no_pytorch,
     no_cold_start,
+    levers,
     markdown,
 ):
     """Benchmark the PyTorch reference, ONNX Runtime fp32 and every exported variant.
@@ -87,6 +93,7 @@ def command(
         variants=[v.strip() for v in variants.split(",") if v.strip()] if variants else None,
         pytorch=False if no_pytorch else None,
         cold_start=not no_cold_start,
+        levers=levers,
         say=lambda m: click.echo(m, err=True),
     )
     if as_json:
