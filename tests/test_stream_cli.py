@@ -15,7 +15,7 @@ from skinscreen.stream.bench import frame_dice, initial_box
 from skinscreen.stream.runner import run_stream
 from skinscreen.stream.source import VideoSource
 from skinscreen.stream.synthetic import Segment, SyntheticClip, clip_from_files, write_video
-from skinscreen.stream.tracker import LesionTracker
+from skinscreen.stream.tracker import LesionTracker, TrackerConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHORT = (Segment("static", 4), Segment("pan", 6, pan_px=(-30, 12)))
@@ -139,6 +139,20 @@ def test_realtime_replay_drops_frames_rather_than_lag(predictor, video):
     assert tracker.stats.dropped == run.dropped
     # never behind: each processed frame started within one interval of its time stamp
     assert all(r.timestamp_s is not None for r in seen)
+
+
+def test_realtime_with_background_encoder_keeps_processing_frames(predictor, video):
+    """Live mode: while the encoder works on its thread, frames keep being processed."""
+    clip = short_clip()
+    config = TrackerConfig(background_encoder=True)
+    seen = []
+    tracker = LesionTracker(predictor, box=initial_box(clip), config=config)
+    with tracker, VideoSource(video) as src:
+        run = run_stream(src, tracker, realtime=True, on_frame=lambda f, r, fps: seen.append(r))
+    assert run.frames == len(clip) == run.processed + run.dropped
+    processed = [r for r in seen if not r.dropped]
+    assert processed[0].encoder_ran and len(processed) >= 2
+    assert all(r.timings_ms["encoder"] == 0 for r in processed)
 
 
 def test_offline_run_processes_every_frame(predictor, video):

@@ -164,3 +164,36 @@ def test_lost_lesion_found_again_by_the_automatic_search(predictor):
     assert found - jump <= tracker.config.search_every
     assert all(frame_dice(r.mask, c.masks[i]) >= 0.8 for i, r in results[found:])
     assert tracker.stats.recovered_events == 1
+
+
+def test_background_encoder_keeps_frames_flowing(predictor):
+    """Live mode: the encoder runs on a worker thread; frames never wait for it."""
+    c = clip("ISIC_0012143", "pan-zoom-rotate")
+    config = TrackerConfig(background_encoder=True)
+    with LesionTracker(predictor, box=initial_box(c), config=config) as tracker:
+        first = tracker.feed(c.frames[0])
+        assert first.encoder_ran and first.state == "lost" and not first.mask.any()
+        tracker.wait()
+        results = [tracker.feed(f) for f in c.frames[1:]]
+    assert results[0].event == "init" and results[0].decoder_runs == 1
+    assert "background_encoder" in results[0].timings_ms
+    # the frame loop itself never ran the encoder or the decoder
+    assert all(r.timings_ms["encoder"] == 0 and r.timings_ms["decoder"] == 0 for r in results)
+    dice = [frame_dice(r.mask, t) for r, t in zip(results, c.masks[1:], strict=True)]
+    assert min(dice) >= 0.85, [round(d, 3) for d in dice]
+
+
+def test_background_encoder_loses_and_recovers_the_lesion(predictor):
+    c = clip("ISIC_0012099", "exit-return")
+    config = TrackerConfig(background_encoder=True)
+    with LesionTracker(predictor, box=initial_box(c), config=config) as tracker:
+        tracker.feed(c.frames[0])
+        tracker.wait()
+        results = [tracker.feed(f) for f in c.frames[1:]]
+        for _ in range(4):  # hold the camera still until the re-acquisition run has finished
+            tracker.wait()
+            last = tracker.feed(c.frames[-1])
+    out = [i for i, v in enumerate(c.in_view) if not v]
+    assert all(not results[i - 1].mask.any() for i in out)
+    assert tracker.stats.lost_events == 1 and tracker.stats.recovered_events == 1
+    assert last.state == "tracking" and frame_dice(last.mask, c.masks[-1]) >= 0.8

@@ -86,12 +86,12 @@ def command(
     from skinscreen.stream.output import StreamOutputs
     from skinscreen.stream.runner import run_stream
     from skinscreen.stream.source import VideoSource, scale_factor
-    from skinscreen.stream.tracker import LesionTracker
+    from skinscreen.stream.tracker import LesionTracker, TrackerConfig
 
     if box is not None and auto:
         raise click.UsageError("give either --box or --auto, not both")
     src = VideoSource(source)
-    outputs = None
+    outputs = tracker = None
     try:
         info = src.info
         scale = scale_factor(info.size_hw, max_side)
@@ -103,7 +103,9 @@ def command(
             validate_box(box, (h, w))  # in source pixels: the message names the source's size
         rt = info.is_camera if realtime is None else bool(realtime)
         predictor = make_predictor(model, variant, bundle_dir, threads)
-        tracker = LesionTracker(predictor, box=tracker_box)
+        # live: the encoder works on a thread while frames keep flowing through the motion path
+        config = TrackerConfig(background_encoder=rt)
+        tracker = LesionTracker(predictor, box=tracker_box, config=config)
         if out_dir is not None:
             outputs = StreamOutputs(out_dir, info.fps)
         bar = _progress(info.frame_count if max_frames is None else max_frames, src.name)
@@ -159,6 +161,8 @@ def command(
             outputs.abort()
         raise
     finally:
+        if tracker is not None:
+            tracker.close()
         src.close()
 
     if as_json:

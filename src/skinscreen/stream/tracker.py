@@ -79,6 +79,10 @@ class TrackerConfig:
             box of the first mask when the boxes differ. (Tracking encodes never do: deriving
             each box from the last mask alone lets the mask shrink onto the lesion's core.)
         thumb_side: thumbnail size for motion and frame difference.
+        background_encoder: run the encoder (and its decoder calls) on a worker thread: frames
+            keep flowing through the cheap motion path meanwhile and the new result is taken in
+            when it is ready (motion-compensated to the frame of the moment). For live video;
+            off by default (offline analysis processes every frame completely, in order).
     """
 
     box_margin: float = 0.05
@@ -96,6 +100,7 @@ class TrackerConfig:
     memory_frames: int = 150
     refine: bool = True
     thumb_side: int = mo.THUMB_SIDE
+    background_encoder: bool = False
 
     @classmethod
     def full_processing(cls) -> TrackerConfig:
@@ -329,9 +334,40 @@ class _FrameContext:
     est: mo.MotionEstimate | None  # key -> this frame
     timings: dict[str, float]
     timestamp_s: float | None = None
+    index: int = 0
     note: str | None = None
     encoded: bool = False
     key_replaced: bool = False
+
+
+@dataclass
+class _ModelResult:
+    """What the model calls of one job returned (worker side: no tracker state touched)."""
+
+    enc: object  # ImageEncoding
+    seg: object | None  # Segmentation (None: the automatic mode found nothing)
+    prompt: np.ndarray | None
+    n_dec: int
+    timings: dict[str, float]
+    seg2: object | None = None  # search: the refined candidate
+    prompt2: np.ndarray | None = None
+    note: str | None = None
+
+
+@dataclass
+class _Job:
+    """One encoder run (plus decoder calls) on frame ``index``, sync or in the background."""
+
+    kind: str  # "box" (decode a box prompt) or "search" (automatic mode)
+    index: int
+    ctx: _FrameContext  # the frame it runs on
+    box: np.ndarray | None
+    prediction: tuple[np.ndarray, np.ndarray] | None  # (probability, mask) by motion, frame k
+    reason: str
+    event: str | None
+    refine: bool
+    future: object | None = None  # concurrent.futures.Future in background mode
+    to_latest: np.ndarray = field(default_factory=lambda: mo.IDENTITY.copy())  # frame k -> latest
 
 
 @dataclass
@@ -395,8 +431,35 @@ class LesionTracker:
         self._lost_since: int | None = None
         self._fails = 0
         self._pending_box = None if self._initial_box is None else np.asarray(self._initial_box)
+        self._wait_for_job()
+        self._job: _Job | None = None
+        self._carry: dict = {}  # what a background job's completion adds to the current frame
         if self._picker is not None:
             self._picker.reset()
+
+    def wait(self) -> None:
+        """Block until a background encoder run has finished (it is taken in by the next
+        :meth:`feed`). No-op without one."""
+        self._wait_for_job()
+
+    def close(self) -> None:
+        """Wait for a background encoder run and stop its worker thread."""
+        self._wait_for_job()
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self) -> LesionTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _wait_for_job(self) -> None:
+        job = getattr(self, "_job", None)
+        if job is not None and job.future is not None:
+            job.future.exception()  # waits; errors surface when the job is taken in
 
     @property
     def state(self) -> str:
@@ -433,12 +496,17 @@ class LesionTracker:
         timings = {"motion": 0.0, "encoder": 0.0, "decoder": 0.0, "postprocess": 0.0}
         thumb = mo.make_thumb(frame, self.config.thumb_side)
         change = 0.0 if self._prev_thumb is None else mo.frame_difference(self._prev_thumb, thumb)
+        tm = time.perf_counter()
+        self._carry = {}
+        if self._job is not None:
+            if self._pending_box is not None:
+                self._wait_for_job()  # the user's box needs the predictor: finish the job first
+            self._follow_job(thumb)
         est = None
         if self._key is not None and self._prev_thumb is not None:
-            tm = time.perf_counter()
             est = mo.estimate_motion(self._key.thumb, self._prev_thumb, thumb, self._k2p)
-            timings["motion"] = (time.perf_counter() - tm) * 1e3
-        ctx = _FrameContext(frame, thumb, est, timings, timestamp_s)
+        timings["motion"] = (time.perf_counter() - tm) * 1e3
+        ctx = _FrameContext(frame, thumb, est, timings, timestamp_s, index=self._index)
 
         if self._pending_box is not None:
             out = self._user_box(ctx)
@@ -471,8 +539,10 @@ class LesionTracker:
             # the key's embedding; the mask is then warped onto this frame like any other
             box_key = np.clip(mo.map_box(box, mo.invert(self._k2p)), 0, [w, h, w, h])
             if box_key[2] - box_key[0] >= 2 and box_key[3] - box_key[1] >= 2:
+                t = time.perf_counter()
                 self.predictor.set_encoding(self._key.encoding)
-                seg, n_dec, _ = self._decode(ctx, box_key, refine=False)
+                seg = self.predictor.predict(box=box_key)
+                ctx.timings["decoder"] += (time.perf_counter() - t) * 1e3
                 key = self._key
                 key.prompt = box_key
                 key.prob = seg.probability.astype(np.float32)
@@ -482,39 +552,17 @@ class LesionTracker:
                 if key.mask.any() and not key.cut:
                     self._remember(key.prob, key.mask, self._encoding_frame(key), box_key)
                 self._state = TRACKING if key.mask.any() else LOST
-                return _Outcome(self._warp_key(est.affine), event="box", decoder_runs=n_dec,
+                return _Outcome(self._warp_key(est.affine), event="box", decoder_runs=1,
                                 motion=est.affine)  # fmt: skip
         event = "box" if self._started else "init"
-        return self._encode_and_accept(ctx, box, None, reason="init", event=event, refine=False)
+        job = _Job("box", self._index, ctx, box, None, "init", event, refine=False)
+        return self._submit(job, meanwhile=self._empty())
 
     def _search(self, ctx: _FrameContext, *, found_event: str, reason: str) -> _Outcome:
         """Automatic search on this frame (encoder + ``predictor.predict()`` without a box)."""
         self._last_search = self._index
-        enc = self._encode(ctx)
-        t = time.perf_counter()
-        try:
-            seg = self.predictor.predict()
-        except SkinscreenError as e:
-            seg, ctx.note = None, f"automatic mode: {e}"
-        ctx.timings["decoder"] += (time.perf_counter() - t) * 1e3
-        expected = self._expected_area(ctx)
-        if seg is None or not self._plausible(seg.mask, ctx, identify=True, expected=expected):
-            self._set_lost(event=False)
-            return _Outcome(self._empty(), reason=reason, decoder_runs=1)
-        n_dec = 1
-        prompt = np.asarray(seg.box, dtype=np.float64)
-        if self.config.refine:
-            box = self._box_of(seg.mask)
-            if _box_iou(box, prompt) < 0.9:
-                seg2, n, _ = self._decode(ctx, box, refine=False)
-                n_dec += n
-                if self._plausible(seg2.mask, ctx, identify=True, expected=expected):
-                    seg, prompt = seg2, box
-        ctx.note = None
-        self._new_key(ctx, enc, seg, smooth_with=None, prompt=prompt)
-        event = found_event if self._state == TRACKING else None
-        return _Outcome(self._key.prob, event=event, reason=reason, decoder_runs=n_dec,
-                        motion=mo.IDENTITY)  # fmt: skip
+        job = _Job("search", self._index, ctx, None, None, reason, found_event, self.config.refine)
+        return self._submit(job, meanwhile=self._empty())
 
     def _track(self, ctx: _FrameContext) -> _Outcome:
         cfg, key, est = self.config, self._key, ctx.est
@@ -538,7 +586,7 @@ class LesionTracker:
             reason = "refresh"
         elif key.cut and self._sees_beyond_key(pred_mask, a):
             reason = "coverage"
-        if reason is None:
+        if reason is None or self._job is not None:  # (a background run is still busy)
             return _Outcome(pred, mask=pred_mask, motion=a)
         box = self._carry_prompt(pred_mask, a)
         expect = pred_mask
@@ -548,11 +596,14 @@ class LesionTracker:
             whole = mo.warp(self._memory.mask.astype(np.uint8), m2f, self._hw, nearest=True) > 0
             if whole.sum() > pred_mask.sum():
                 expect = whole
-        return self._encode_and_accept(ctx, box, (pred, expect), reason=reason, refine=False)
+        job = _Job("box", self._index, ctx, box, (pred, expect), reason, None, refine=False)
+        return self._submit(job, meanwhile=pred, meanwhile_mask=pred_mask)
 
     def _lost(self, ctx: _FrameContext) -> _Outcome:
         cfg, mem, est = self.config, self._memory, ctx.est
         motion = None if est is None else est.affine
+        if self._job is not None:
+            return _Outcome(self._empty(), motion=motion)
         if (
             mem is not None
             and est is not None
@@ -571,12 +622,9 @@ class LesionTracker:
                 # predicted back in view: look there
                 self._last_search = self._index
                 box = self._carry_prompt(pred_mask, est.affine)
-                out = self._encode_and_accept(
-                    ctx, box, (pred, pred_mask), reason="reacquire", refine=cfg.refine
-                )
-                if self._state == TRACKING:
-                    out.event = "recovered"
-                return out
+                job = _Job("box", self._index, ctx, box, (pred, pred_mask), "reacquire",
+                           "recovered", refine=cfg.refine)  # fmt: skip
+                return self._submit(job, meanwhile=self._empty())
         # predicted out of view, or no prediction: search now and then, in case the
         # prediction drifted or the lesion came back some other way
         if self._index - self._last_search < cfg.search_every:
@@ -584,46 +632,105 @@ class LesionTracker:
         return self._search(ctx, found_event="recovered", reason="search")
 
     # -- encoder / decoder -----------------------------------------------------------------------
-    def _encode(self, ctx: _FrameContext):
-        t = time.perf_counter()
-        enc = self.predictor.set_image(ctx.frame)
-        ctx.timings["encoder"] += (time.perf_counter() - t) * 1e3
-        ctx.encoded = True
-        return enc
-
-    def _decode(self, ctx: _FrameContext, box: np.ndarray, *, refine: bool):
-        """Decoder on the predictor's current encoding with ``box`` (that frame's pixels).
-
-        Returns (segmentation, decoder calls, the box that produced it).
-        """
-        t = time.perf_counter()
-        seg = self.predictor.predict(box=box)
-        n = 1
-        if refine and seg.mask.any():
-            box2 = self._box_of(seg.mask)
-            if _box_iou(box2, box) < 0.9:
-                seg, box = self.predictor.predict(box=box2), box2
-                n += 1
-        ctx.timings["decoder"] += (time.perf_counter() - t) * 1e3
-        return seg, n, np.asarray(box, dtype=np.float64)
-
-    def _encode_and_accept(
-        self,
-        ctx: _FrameContext,
-        box: np.ndarray,
-        prediction: tuple[np.ndarray, np.ndarray] | None,
-        *,
-        reason: str,
-        event: str | None = None,
-        refine: bool,
+    def _submit(
+        self, job: _Job, *, meanwhile: np.ndarray, meanwhile_mask: np.ndarray | None = None
     ) -> _Outcome:
-        """Encode the frame, decode ``box``, check the result against the motion prediction.
+        """Run ``job`` now (its outcome is this frame's), or start it on the worker thread and
+        show ``meanwhile`` until it is done."""
+        job.ctx.encoded = True
+        if not self.config.background_encoder:
+            return self._accept(job, self._run_job(job))
+        if getattr(self, "_executor", None) is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-        ``prediction`` is (probability, mask) predicted for this frame by motion, or None.
-        """
-        cfg = self.config
-        enc = self._encode(ctx)
-        seg, n_dec, prompt = self._decode(ctx, box, refine=refine)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="skinscreen-encoder")
+        job.future = self._executor.submit(self._run_job, job)
+        self._job = job
+        motion = None if job.ctx.est is None else job.ctx.est.affine
+        return _Outcome(meanwhile, mask=meanwhile_mask, reason=job.reason, motion=motion)
+
+    def _follow_job(self, thumb: mo.Thumb) -> None:
+        """Background mode, every frame: follow the camera from the job's frame; take the result
+        in when it is ready (the new key is its frame; the motion to now is known)."""
+        job = self._job
+        if self._prev_thumb is not None:
+            est = mo.estimate_motion(job.ctx.thumb, self._prev_thumb, thumb, job.to_latest)
+            # to_latest ends at the previous frame until the job is taken in
+            latest_prev, job.to_latest = job.to_latest, est.affine
+        else:
+            latest_prev = job.to_latest
+        if not job.future.done():
+            return
+        self._job = None
+        res = job.future.result()
+        before = self._key
+        out = self._accept(job, res)
+        if self._key is not before:
+            self._k2p = latest_prev  # new key (the job's frame) -> previous frame
+        self._carry = {
+            "event": out.event,
+            "decoder_runs": out.decoder_runs,
+            "note": job.ctx.note,
+            "timings": res.timings,
+        }
+
+    def _run_job(self, job: _Job) -> _ModelResult:
+        """The model calls of a job (worker side in background mode): encoder, then decoder."""
+        p = self.predictor
+        t0 = time.perf_counter()
+        enc = p.encode(job.ctx.frame)
+        p.set_encoding(enc)
+        t1 = time.perf_counter()
+        res = _ModelResult(enc, None, None, 0, {})
+        if job.kind == "search":
+            try:
+                res.seg = p.predict()
+            except SkinscreenError as e:
+                res.note = f"automatic mode: {e}"
+            res.n_dec = 1
+            if res.seg is not None:
+                res.prompt = np.asarray(res.seg.box, dtype=np.float64)
+                if job.refine and res.seg.mask.any():
+                    box = self._box_of(res.seg.mask)
+                    if _box_iou(box, res.prompt) < 0.9:
+                        res.seg2, res.prompt2 = p.predict(box=box), box
+                        res.n_dec += 1
+        else:
+            res.seg, res.prompt, res.n_dec = p.predict(box=job.box), job.box, 1
+            if job.refine and res.seg.mask.any():
+                box2 = self._box_of(res.seg.mask)
+                if _box_iou(box2, job.box) < 0.9:
+                    res.seg, res.prompt = p.predict(box=box2), box2
+                    res.n_dec += 1
+        t2 = time.perf_counter()
+        res.timings = {"encoder": (t1 - t0) * 1e3, "decoder": (t2 - t1) * 1e3}
+        return res
+
+    def _accept(self, job: _Job, res: _ModelResult) -> _Outcome:
+        """Check a job's result (it must look like the lesion; with a motion prediction, agree
+        with it) and make its frame the key frame, or reject it. Returns the job frame's outcome."""
+        cfg, ctx = self.config, job.ctx
+        if not cfg.background_encoder:
+            for k, v in res.timings.items():
+                ctx.timings[k] += v
+        if job.kind == "search":
+            expected = self._expected_area(ctx)
+            seg, prompt = res.seg, res.prompt
+            if res.note:
+                ctx.note = res.note
+            if seg is None or not self._plausible(seg.mask, ctx, identify=True, expected=expected):
+                self._set_lost(event=False)
+                return _Outcome(self._empty(), reason=job.reason, decoder_runs=res.n_dec)
+            if res.seg2 is not None and self._plausible(
+                res.seg2.mask, ctx, identify=True, expected=expected
+            ):
+                seg, prompt = res.seg2, res.prompt2
+            ctx.note = None
+            self._new_key(ctx, res.enc, seg, smooth_with=None, prompt=prompt, index=job.index)
+            event = job.event if self._state == TRACKING else None
+            return _Outcome(self._key.prob, event=event, reason=job.reason,
+                            decoder_runs=res.n_dec, motion=mo.IDENTITY)  # fmt: skip
+        seg, prediction = res.seg, job.prediction
         tracking = self._state == TRACKING
         if prediction is not None:
             # a box prompt always gets *something* segmented: check it looks like the lesion
@@ -642,17 +749,18 @@ class LesionTracker:
             self._fails = 0
             ctx.note = None
             smooth = prediction[0] if (prediction is not None and tracking) else None
-            self._new_key(ctx, enc, seg, smooth_with=smooth, prompt=prompt)
-            return _Outcome(self._key.prob, event=event, reason=reason, decoder_runs=n_dec,
-                            motion=mo.IDENTITY)  # fmt: skip
+            self._new_key(ctx, res.enc, seg, smooth_with=smooth, prompt=res.prompt,
+                          index=job.index)  # fmt: skip
+            return _Outcome(self._key.prob, event=job.event, reason=job.reason,
+                            decoder_runs=res.n_dec, motion=mo.IDENTITY)  # fmt: skip
         # rejected: keep following the prediction for a while, or stay lost
         self._fails += 1
         if prediction is not None and tracking and self._fails < 3:
-            return _Outcome(prediction[0], reason=reason, decoder_runs=n_dec,
+            return _Outcome(prediction[0], reason=job.reason, decoder_runs=res.n_dec,
                             motion=None if ctx.est is None else ctx.est.affine)  # fmt: skip
         self._set_lost(event=tracking)
-        return _Outcome(self._empty(), event="lost" if tracking else None, reason=reason,
-                        decoder_runs=n_dec)  # fmt: skip
+        return _Outcome(self._empty(), event="lost" if tracking else None, reason=job.reason,
+                        decoder_runs=res.n_dec)  # fmt: skip
 
     def _new_key(
         self,
@@ -662,6 +770,7 @@ class LesionTracker:
         *,
         smooth_with: np.ndarray | None,
         prompt: np.ndarray,
+        index: int,
     ) -> None:
         """Make this frame the key frame; smooth its probability with the warped previous one."""
         cfg = self.config
@@ -677,7 +786,7 @@ class LesionTracker:
         mask = mask_of(prob)
         old_to_new = None if ctx.est is None or self._key is None else ctx.est.affine
         self._key = _Key(
-            index=self._index, thumb=ctx.thumb, encoding=enc, prob=prob, mask=mask,
+            index=index, thumb=ctx.thumb, encoding=enc, prob=prob, mask=mask,
             area=int(mask.sum()), cut=_touches_border(mask), iou=float(seg.iou_prediction),
             prompt=np.asarray(prompt, dtype=np.float64),
         )  # fmt: skip
@@ -872,7 +981,14 @@ class LesionTracker:
         elif ctx.est is not None:
             self._k2p = ctx.est.affine
         self._prev_thumb = ctx.thumb
-        if out.event == "recovered":
+        # background mode: a job that finished at the start of this frame reports here
+        carry = self._carry
+        event = out.event or carry.get("event")
+        decoder_runs = out.decoder_runs + carry.get("decoder_runs", 0)
+        note = ctx.note or carry.get("note")
+        for k, v in carry.get("timings", {}).items():
+            ctx.timings[f"background_{k}"] = v
+        if event == "recovered":
             self.stats.recovered_events += 1
         total = (time.perf_counter() - t0) * 1e3
         ctx.timings["total"] = total
@@ -888,8 +1004,8 @@ class LesionTracker:
             area_px=int(mask.sum()),
             box=box,
             encoder_ran=ctx.encoded,
-            decoder_runs=out.decoder_runs,
-            event=out.event,
+            decoder_runs=decoder_runs,
+            event=event,
             reason=out.reason if ctx.encoded else "skip",
             change=change,
             correlation=None if ctx.est is None or ctx.key_replaced else ctx.est.rho,
@@ -897,7 +1013,7 @@ class LesionTracker:
             iou_prediction=None if self._key is None else self._key.iou,
             quality=quality,
             timings_ms=ctx.timings,
-            note=ctx.note,
+            note=note,
         )
         if state == TRACKING and self._picker is not None:
             self._picker.offer(self._index, ctx.frame, mask, quality, box)
@@ -905,7 +1021,7 @@ class LesionTracker:
         st.frames += 1
         st.processed += 1
         st.encoder_runs += int(ctx.encoded)
-        st.decoder_runs += out.decoder_runs
+        st.decoder_runs += decoder_runs
         st.tracking_frames += int(state == TRACKING)
         st.processing_s += total / 1e3
         self._index += 1
