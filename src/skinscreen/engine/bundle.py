@@ -133,7 +133,7 @@ def _build_or_explain(model: str, root: Path, build: bool) -> None:
     import importlib.util
 
     has_torch = importlib.util.find_spec("torch") is not None
-    if build and has_torch and get_spec(model).checkpoint.kind == "package":
+    if build and has_torch and get_spec(model).checkpoint.kind in ("package", "repo"):
         from skinscreen.export import build_default_bundle  # torch lives only on this path
 
         build_default_bundle(model, root)

@@ -279,6 +279,12 @@ def export_bundle(
     0.05), then writes ``manifest.json`` and moves the bundle into place. Returns its directory.
     """
     spec = get_spec(model)
+    if spec.checkpoint.kind == "repo":  # a distilled student whose weights ship in the package
+        from skinscreen.train.ship import export_student_bundle
+
+        return export_student_bundle(
+            spec.name, out_dir, weights=checkpoint, parity_images=parity_images, force=force
+        )
     out = Path(out_dir).expanduser() if out_dir is not None else paths.bundle_dir(spec.name)
     _check_target(out, force)
     cases = parity_cases(parity_images)
