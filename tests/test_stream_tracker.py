@@ -158,6 +158,9 @@ def test_lost_lesion_found_again_by_the_automatic_search(predictor):
     tracker = LesionTracker(predictor, box=initial_box(c), config=TrackerConfig(memory_frames=0))
     results = [(i, tracker.feed(c.frames[i])) for i in order]
     jump = 2 + len(out)
+    # on skin alone the box prompt still yields a blob: it is rejected (not darker than skin)
+    assert any(r.note and "rejected" in r.note for _, r in results[2:jump])
+    assert all(r.state == "lost" for _, r in results[jump - 2 : jump])
     searched = [r for _, r in results[jump:] if r.reason == "search"]
     assert searched, [r.reason for _, r in results]
     found = next(k for k, (_, r) in enumerate(results) if k >= jump and r.event == "recovered")
