@@ -64,6 +64,19 @@ from skinscreen.evaluate.dataset import PROMPTS
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
 )
+@click.option(
+    "--robustness",
+    is_flag=True,
+    help="Run the robustness suite (exposure, colour casts, blur, JPEG, rotation/flips, box "
+    "jitter; with and without Shades-of-Gray; by skin tone and source); writes "
+    "robustness.md, CSVs and PNG plots to --out.",
+)
+@click.option(
+    "--conditions",
+    default=None,
+    help="With --robustness: comma-separated condition names (default: all; see "
+    "skinscreen.evaluate.perturbations).",
+)
 @model_options
 def command(
     images_dir,
@@ -74,6 +87,8 @@ def command(
     limit,
     out_dir,
     as_json,
+    robustness,
+    conditions,
     model,
     variant,
     bundle_dir,
@@ -88,6 +103,23 @@ def command(
 
     pairs = find_pairs(images_dir, masks_dir)[:limit]
     predictor = make_predictor(model, variant, bundle_dir, threads)
+    if robustness:
+        from skinscreen.evaluate.robustness import run_cli
+
+        failures = run_cli(
+            predictor,
+            pairs,
+            images_dir=images_dir,
+            conditions=conditions,
+            prompt=prompt,
+            colour_constancy=True,
+            seed=seed,
+            out_dir=out_dir,
+            as_json=as_json,
+            progress=lambda items: progress(items, "robustness"),
+        )
+        report_failures(failures)
+        return
 
     def save_mask(pair, mask):
         write_files_atomic({out_dir / "masks" / f"{pair.id}.png": png_bytes(mask)})

@@ -617,3 +617,60 @@ def json_summary(result: RobustnessResult, conditions: list[Perturbation], *, mo
         "prompt": result.rows[0]["prompt"] if result.rows else None,
         **report_tables(result.rows, conditions),
     }
+
+
+def run_cli(
+    predictor,
+    pairs: list[Pair],
+    *,
+    images_dir: Path,
+    conditions: str | None,
+    prompt: str,
+    colour_constancy: bool,
+    seed: int,
+    out_dir: Path | None,
+    as_json: bool,
+    progress: Callable | None = None,
+) -> list[tuple[str, str]]:
+    """``skinscreen evaluate --robustness``: run the suite, write the report to ``out_dir``
+    (atomically), print a JSON summary or the condition table; returns the per-photo failures."""
+    import json
+
+    import click
+
+    from skinscreen.evaluate.perturbations import select
+    from skinscreen.io.write import write_files_atomic
+
+    if prompt == "gt-box-jitter":
+        raise SkinscreenError(
+            "--robustness has its own jitter conditions: use --prompt gt-box (or auto)"
+        )
+    conds = select(conditions)
+    result = run_robustness(
+        predictor,
+        pairs,
+        conds,
+        prompt=prompt,
+        colour_constancy=colour_constancy,
+        seed=seed,
+        metadata=read_metadata(images_dir),
+        progress=progress,
+    )
+    model = predictor.spec.name
+    if out_dir is not None and result.rows:
+        files = build_report(
+            result, conds, title=Path(images_dir).parent.name or "photos", model=model
+        )
+        write_files_atomic({Path(out_dir) / name: data for name, data in files.items()})
+    summary = json_summary(result, conds, model=model)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        for r in summary["by_condition"]:
+            cc = " +SoG" if r["colour_constancy"] else ""
+            click.echo(
+                f"{r['condition'] + cc:<24} n={r['n']:<4} Dice {r['dice']:.3f} "
+                f"(change {r['dice_change']:+.3f}, dropped {r['dropped']:.0%}, "
+                f"unwarned drops {r['dropped_unwarned']})"
+            )
+    return result.failures
