@@ -23,7 +23,20 @@ let readyResolve;
 const ready = new Promise((r) => {
   readyResolve = r;
 });
-window.skinscreen = { state, pipeline, ready };
+window.skinscreen = {
+  state,
+  pipeline,
+  ready,
+  // hooks for livemode.js (Live camera): the photo flow and the on-device model
+  loadPhoto,
+  ensureDeviceModel,
+  setBusy,
+  useBox: (box) => {
+    state.box = box;
+    drawBox(box);
+    return segment(box);
+  },
+};
 
 // -- small UI helpers ---------------------------------------------------------------------------
 function setStatus(text) {
