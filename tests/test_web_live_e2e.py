@@ -199,20 +199,13 @@ def test_live_camera_outline_tracks_the_lesion(server, playwright, clip, tmp_pat
         page.wait_for_function(
             "() => window.__skinscreenLive.frames >= 8 && window.__skinscreenLive.polygon.length > 2"
         )
-        t0 = page.evaluate("() => [window.__skinscreenLive.frames, performance.now()]")
         page.wait_for_timeout(4000)
         live = page.evaluate("() => ({...window.__skinscreenLive})")
-        camera_fps = page.evaluate(
-            """() => new Promise((done) => { const v = document.getElementById('live-video');
-            let n = 0; const t0 = performance.now();
-            const f = () => { n++; if (performance.now() - t0 < 2000) v.requestVideoFrameCallback(f);
-              else done(n / ((performance.now() - t0) / 1000)); };
-            v.requestVideoFrameCallback(f); })"""
-        )
-        frames_4s = live["frames"] - t0[0]
         assert live["state"] == "tracking"
         assert live["frames"] > 1 and live["encoderRuns"] >= 1
         assert live["fps"] > 0
+        # the slow pan is followed without the model on most frames
+        assert live["trackedFrames"] >= 1 and live["encoderRuns"] < live["frames"] / 2
         assert page.inner_text("#live-fps").endswith("FPS")
         drawn = polygon_mask(live["polygon"], CLIP_WH)
         # The clip loops at its own pace: score against the frame the outline fits best (all
@@ -220,11 +213,10 @@ def test_live_camera_outline_tracks_the_lesion(server, playwright, clip, tmp_pat
         scores = [dice(drawn, t) for t in masks]
         best = max(scores)
         print(
-            f"live: {live['frames']} frames, {live['fps']:.2f} FPS (last 2 s), "
-            f"{live['fpsSinceStart']:.2f} FPS since the box, camera {camera_fps:.1f} frames/s, "
-            f"{frames_4s / 4:.2f} frames/s over the last 4 s, {live['dropped']} dropped, "
-            f"{live['encoderRuns']} encoder runs (last {live['encoderMs']:.0f} ms), "
-            f"tracked frame {live['trackMs']:.1f} ms, Dice {best:.3f} (frame {int(np.argmax(scores))})"
+            f"live: {live['frames']} frames, {live['trackedFps']:.1f} FPS between encoder runs "
+            f"(tracked frame {live['trackMs']:.1f} ms), {live['fpsSinceStart']:.2f} FPS since the "
+            f"box, {live['encoderRuns']} encoder runs (last {live['encoderMs']:.0f} ms), "
+            f"{live['dropped']} dropped, Dice {best:.3f} (frame {int(np.argmax(scores))})"
         )
         assert best >= 0.7
 
@@ -236,6 +228,7 @@ def test_live_camera_outline_tracks_the_lesion(server, playwright, clip, tmp_pat
         )
         assert painted > 0.5 * drawn.sum()
 
+        page.screenshot(path=str(tmp_path / "live.png"))  # for a look when debugging
         page.click("#live-capture")
         page.wait_for_selector("#stage[data-state=done]")
         assert not page.is_visible("#live")

@@ -14,11 +14,12 @@ const live = {
   box: null, // last drawn box, frame pixels
   last: null, // last tracker result
   drag: null,
+  prevTracked: null, // time of the previous result when it was a tracked (no model) frame
 };
 // Read-only view for tests and debugging: frames processed, FPS, last outline.
 const stats = {
   active: false, frames: 0, fps: 0, dropped: 0, encoderRuns: 0, state: "off",
-  encoderMs: null, trackMs: null, width: 0, height: 0, box: null, polygon: [], areaPx: null,
+  encoderMs: null, trackMs: null, trackedFps: null, trackedFrames: 0, trackedSpanMs: 0, width: 0, height: 0, box: null, polygon: [], areaPx: null,
 };
 window.__skinscreenLive = stats;
 
@@ -97,6 +98,13 @@ function onResult(r) {
   // per-frame cost: with a model call (encoder + decoder) or a tracked, shifted outline
   if (r.encoder_ran) stats.encoderMs = r.timings_ms.total;
   else stats.trackMs = r.timings_ms.total;
+  // rate between encoder runs: consecutive tracked results only (an encoder run is a pause)
+  if (!r.encoder_ran && live.prevTracked !== null) {
+    stats.trackedSpanMs += now - live.prevTracked;
+    stats.trackedFrames += 1;
+    stats.trackedFps = (1000 * stats.trackedFrames) / stats.trackedSpanMs;
+  }
+  live.prevTracked = r.encoder_ran ? null : now;
   $("live-fps").textContent = `${fps.toFixed(1)} FPS`;
   drawLiveBox(r.box);
   setLiveStatus(
@@ -170,6 +178,7 @@ function stopLive() {
   live.stream = null;
   live.box = null;
   live.last = null;
+  live.prevTracked = null;
   const v = $("live-video");
   v.srcObject = null;
   const c = $("live-overlay");
@@ -211,6 +220,7 @@ async function startLive() {
   $("live").hidden = false;
   Object.assign(stats, {
     active: true, frames: 0, fps: 0, dropped: 0, encoderRuns: 0, state: "waiting",
+    trackedFps: null, trackedFrames: 0, trackedSpanMs: 0,
     width: v.videoWidth, height: v.videoHeight, box: null, polygon: [], areaPx: null,
   });
   setLiveStatus("Drag a box around the lesion on the video.");
