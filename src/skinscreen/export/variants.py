@@ -12,9 +12,9 @@ Variants:
 
 - ``onnx-int8``: weight MatMuls (encoder) and MatMul/Gemm (decoder) dynamically quantized: int8
   per-output-channel weights, uint8 activations quantized per call (no calibration data needed,
-  so every machine builds the same bundle). The MLP down-projections of the encoder's two
-  high-resolution attention stages stay float32 (:data:`SENSITIVE_MATMULS`); convolutions stay
-  float32 (int8 convolutions fail the gate). ``int8_method="qdq"`` instead calibrates static QDQ
+  so every machine builds the same bundle). The encoder's MLP down-projections (``fc2``) stay
+  float32 (:data:`SENSITIVE_MATMUL`); convolutions stay float32 (int8 convolutions fail the
+  gate). ``int8_method="qdq"`` instead calibrates static QDQ
   activations on lesions-train photos (never the gate photos); ``"dynamic-all"`` quantizes
   every MatMul and Conv per tensor (fails the gate: kept to test the gate).
 - ``onnx-fp16``: every float tensor in fp16, float32 inputs/outputs kept (slow on x86 CPUs: ORT
@@ -119,19 +119,15 @@ def file_entry(path: Path, rel: str) -> dict:
 # -- ONNX graph helpers ---------------------------------------------------------------------------
 
 
-# MLP down-projections (input: GELU output, heavy-tailed) of the two high-resolution attention
-# stages: int8 activations there cost 0.5-1 point of mask Dice, so they stay float32.
-SENSITIVE_MATMULS = ("/image_encoder/layers.1/", "/image_encoder/layers.2/")
+# MLP down-projections (input: the GELU output, heavy-tailed): int8 activations there cost up to
+# a point of mask Dice (and fail the gate once converted for ARM), so they stay float32.
+SENSITIVE_MATMUL = "/mlp/fc2/"
 
 
 def _sensitive_matmuls(model) -> list[str]:
-    """Weight MatMuls kept in float32: the ``mlp/fc2`` of :data:`SENSITIVE_MATMULS` stages."""
+    """Weight MatMuls kept in float32: the encoder's MLP down-projections (``mlp/fc2``)."""
     return [
-        n.name
-        for n in model.graph.node
-        if n.op_type == "MatMul"
-        and "/mlp/fc2/" in n.name
-        and any(n.name.startswith(s) for s in SENSITIVE_MATMULS)
+        n.name for n in model.graph.node if n.op_type == "MatMul" and SENSITIVE_MATMUL in n.name
     ]
 
 
@@ -209,7 +205,7 @@ def quantize_encoder_int8(spec, src: Path, dst: Path, method: str, photos: list[
             )
             rec = {
                 "method": "static QDQ (onnxruntime.quantization.quantize_static)",
-                "ops": "weight MatMuls except the fc2 of stages 1-2 (attention q@k, attn@v stay float)",
+                "ops": "weight MatMuls except the MLP fc2 (attention q@k, attn@v stay float)",
                 "weights": "int8 symmetric per output channel",
                 "activations": "uint8 asymmetric per tensor, MinMax calibration",
                 "calibration": {
@@ -229,7 +225,7 @@ def quantize_encoder_int8(spec, src: Path, dst: Path, method: str, photos: list[
             )
             rec = {
                 "method": "dynamic (onnxruntime.quantization.quantize_dynamic)",
-                "ops": "weight MatMuls except the fc2 of stages 1-2 (kept float32)",
+                "ops": "weight MatMuls except the MLP fc2 (kept float32)",
                 "weights": "int8 symmetric per output channel",
                 "activations": "uint8 quantized per call (no calibration)",
             }
