@@ -107,7 +107,15 @@ def open_page(browser, url, **context_args):
 
 # -- helpers --------------------------------------------------------------------------------------
 def load_photo(page, path: Path) -> None:
+    """Pick ``path`` in the file input and wait until the page holds *this* photo (its EXIF-upright
+    size), not the previous one still on screen."""
+    h, w = load_image(path).shape[:2]
     page.set_input_files("#file-input", str(path))
+    page.wait_for_function(
+        "([w, h]) => { const p = window.skinscreen && window.skinscreen.state.photo;"
+        " return !!p && p.w === w && p.h === h; }",
+        arg=[w, h],
+    )
     page.wait_for_selector("#stage[data-state=photo]")
 
 
