@@ -15,6 +15,23 @@ import json  # noqa: E402
 import sys  # noqa: E402
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size (``VmHWM`` of /proc/self/status), MB.
+
+    Read by the process itself: ``ru_maxrss`` from ``wait4`` can report the forking parent's
+    high-water mark on Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str]) -> None:
     bundle, variant, image, box = argv[:4]
     threads = int(argv[4]) if len(argv) > 4 else 2
@@ -33,6 +50,7 @@ def main(argv: list[str]) -> None:
                 "sessions_s": t_session - t_import,
                 "first_mask_s": t_mask - T_START,
                 "area_px": seg.area_px,
+                "peak_rss_mb": peak_rss_mb(),
             }
         ),
         flush=True,

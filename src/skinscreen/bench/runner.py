@@ -224,7 +224,7 @@ def _run_variant(predictor, photo: Path, box, reprompt) -> tuple[dict, np.ndarra
 
 def _child_cold_start(cmd: list[str]) -> dict:
     """Run ``cmd`` (prints one JSON line at its first mask); wall time from process creation to
-    that line, and the child's peak RSS (``os.wait4``)."""
+    that line, and the child's peak RSS as the child reads it (``VmHWM``)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
@@ -236,7 +236,8 @@ def _child_cold_start(cmd: list[str]) -> dict:
         raise SkinscreenError(f"cold-start child failed (exit {proc.returncode}): {' '.join(cmd)}")
     out = json.loads(line)
     out["cold_start_s"] = wall
-    out["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    if out.get("peak_rss_mb") is None:  # the child could not read its own high-water mark
+        out["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
     return out
 
 

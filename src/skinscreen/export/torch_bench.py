@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     if a.once:
         box = np.array([float(v) for v in a.box.split(",")])
         pipe.run(a.once, box)
-        print(json.dumps({"first_mask_s": time.perf_counter() - T_START}), flush=True)
+        from skinscreen.bench.coldstart import peak_rss_mb
+
+        out = {"first_mask_s": time.perf_counter() - T_START, "peak_rss_mb": peak_rss_mb()}
+        print(json.dumps(out), flush=True)
         return
     print(json.dumps({"ready": True, "startup_s": time.perf_counter() - T_START}), flush=True)
     for line in sys.stdin:

@@ -464,6 +464,9 @@ def platform_defaults(variants: dict) -> dict:
     return out
 
 
+_REFERENCES: dict[tuple, tuple] = {}
+
+
 def add_variants(
     bundle_dir: str | Path,
     formats: Iterable[str] = ("onnx",),
@@ -517,8 +520,13 @@ def add_variants(
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     say("loading the PyTorch model and computing fp32 reference masks on the gate photos")
-    net = load_model(spec, checkpoint)
-    reference = GateReference.build(spec, net, gate_cases(gate_images))
+    cases = gate_cases(gate_images)
+    key = (spec.name, str(checkpoint), tuple(str(c.image) for c in cases))
+    if key not in _REFERENCES:  # one PyTorch pass per process for the same model and photos
+        _REFERENCES.clear()
+        net = load_model(spec, checkpoint)
+        _REFERENCES[key] = (net, GateReference.build(spec, net, cases))
+    net, reference = _REFERENCES[key]
 
     work = Path(tempfile.mkdtemp(prefix=".variants-tmp-", dir=root))
     results: dict[str, VariantResult] = {}
