@@ -5,10 +5,13 @@ Pipeline on a working copy (longest side :data:`WORK_SIZE` px):
 1. hair and ruler marks are inpainted (black-hat + Telea), vignette corners and saturated
    artefacts (stickers, ink, fabric) are masked out;
 2. a lesion-contrast channel is computed (see :data:`CHANNELS`);
-3. Otsu's threshold over the valid pixels splits lesion from skin, the split is cleaned
-   (opening, hole filling) and its connected components become candidates;
-4. each component is scored by contrast x sqrt(area) x a Gaussian prior toward the image centre,
-   with a penalty for hugging the border.
+3. Otsu's threshold over the valid pixels seeds the lesion, hysteresis grows it into its paler
+   rim, the result is cleaned (opening, closing, hole filling) and its connected components
+   become candidates;
+4. each component is scored by contrast x sqrt(area) x a Gaussian prior toward the image centre
+   x solidity, with penalties for unusual colours and for hugging the border.
+
+Parameters were chosen on lesions-train (see docs/auto.md), not on the dev set.
 
 Boxes are returned in original photo pixels, XYXY.
 """
@@ -32,6 +35,7 @@ from skinscreen.auto.artefacts import (
 
 WORK_SIZE = 320
 CHANNELS = ("darkness", "blue", "pca", "skin_distance")
+#: hysteresis low threshold = skin + (1 - GROW) x (Otsu - skin); chosen on lesions-train
 GROW = 0.5
 #: the hysteresis growth reaches at most this fraction of the longest side beyond the seeds
 GROW_REACH = 0.06
@@ -67,7 +71,7 @@ class WorkImage:
         rgb: ``(h, w, 3)`` uint8 RGB working copy, hair inpainted.
         lab: ``(h, w, 3)`` float32 CIELAB of ``rgb``.
         valid: ``(h, w)`` bool, pixels that are neither vignette nor colour artefact.
-        scale: working size / original size (same in x and y up to rounding).
+        scale_xy: (sx, sy) working size / original size in x and y.
         original_size: (H, W) of the photo.
     """
 

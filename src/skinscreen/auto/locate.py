@@ -11,6 +11,7 @@ import numpy as np
 
 from skinscreen.auto import classical
 from skinscreen.auto.refine import box_iou, decode_region, largest_component, refine_box
+from skinscreen.errors import SkinscreenError
 
 #: classical proposals checked with the decoder when a predictor is given (the rest are dropped)
 MAX_DECODED = 3
@@ -58,10 +59,12 @@ def _ensure_image(image, predictor) -> np.ndarray:
 
         image = load_image(image)
     if predictor is not None:
-        enc = getattr(predictor, "_enc", None)
-        same = enc is not None and (
-            enc.image is image
-            or (enc.image.shape == image.shape and np.array_equal(enc.image, image))
+        try:
+            held = predictor.encoding.image
+        except SkinscreenError:  # no image set yet
+            held = None
+        same = held is not None and (
+            held is image or (held.shape == image.shape and np.array_equal(held, image))
         )
         if not same:
             predictor.set_image(image)
