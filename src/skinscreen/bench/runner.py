@@ -355,6 +355,12 @@ def run_bench(
         tmp.rmdir()
 
     enc_gflop = manifest.get("compute", {}).get("encoder", {}).get("total_gflop")
+    if enc_gflop is None and importlib.util.find_spec("onnx") is not None:
+        from skinscreen.export.flops import count_flops  # onnx only, no torch
+
+        fp32 = manifest["variants"].get("onnx-fp32")
+        if fp32 is not None:
+            enc_gflop = count_flops(root / fp32["files"]["encoder"]["path"])["total_gflop"]
     result["encoder_gflop"] = enc_gflop
     result["dice_reference"] = (
         "pytorch fp32" if child else ("onnx-fp32" if "onnx-fp32" in keys else keys[0])
