@@ -552,7 +552,8 @@ def add_variants(
             else:
                 photos = calibration_photos(calibration_dir) if int8_method == "qdq" else []
                 say(
-                    f"onnx-int8: quantizing the encoder ({int8_method}, {len(photos)} calibration photos)"
+                    f"onnx-int8: quantizing the encoder ({int8_method}"
+                    + (f", {len(photos)} calibration photos)" if int8_method == "qdq" else ")")
                 )
                 enc = quantize_encoder_int8(
                     spec, fp32["encoder"], d / "encoder.onnx", int8_method, photos
