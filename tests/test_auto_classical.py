@@ -8,7 +8,7 @@ import pytest
 
 from skinscreen.auto import Candidate, find_lesion_boxes
 from skinscreen.auto.artefacts import colour_artefact_mask, correct_vignetting, hair_mask, to_lab
-from skinscreen.auto.refine import box_iou
+from skinscreen.evaluate.metrics import box_iou
 from skinscreen.preprocess.transforms import box_from_mask
 
 SKIN = (222, 178, 150)  # light skin, RGB

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from skinscreen.auto import classical
-from skinscreen.auto.refine import box_iou, decode_region, largest_component, refine_box
+from skinscreen.auto.refine import decode_region, refine_box
 from skinscreen.errors import SkinscreenError
+from skinscreen.evaluate.metrics import box_iou
+from skinscreen.postprocess.mask import largest_component
 
 #: classical proposals checked with the decoder when a predictor is given (the rest are dropped)
 MAX_DECODED = 3

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from skinscreen.preprocess.transforms import box_from_mask
+from skinscreen.evaluate.metrics import box_iou
+from skinscreen.postprocess.mask import largest_component
+from skinscreen.preprocess.transforms import box_from_mask, expand_box
 
 
 @dataclass(frozen=True)
@@ -39,31 +41,6 @@ class Refined:
     border_frac: float
     iterations: int
     converged: bool
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two XYXY boxes (any common pixel space)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-def grow_box(box: np.ndarray, margin: float, size_wh: tuple[float, float]) -> np.ndarray:
-    """Grow an XYXY box by ``margin`` x its width/height per side, clipped to ``[0, W] x [0, H]``."""
-    x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
-    dw, dh = (x1 - x0) * margin, (y1 - y0) * margin
-    w, h = size_wh
-    return np.array([max(0.0, x0 - dw), max(0.0, y0 - dh), min(w, x1 + dw), min(h, y1 + dh)])
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """Largest 8-connected component of a ``(h, w)`` bool mask (empty stays empty)."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return np.zeros(mask.shape, dtype=bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 def decode_region(predictor, box: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -114,7 +91,7 @@ def refine_box(
         tight = box_from_mask(mask)
         if tight is None:
             return None
-        new = grow_box(t.invert_boxes(tight), margin, (float(W), float(H)))
+        new = expand_box(t.invert_boxes(tight), margin, (H, W))
         if box_iou(new, box) >= tol or it == max_iter:
             converged = box_iou(new, box) >= tol
             break
