@@ -131,10 +131,10 @@ def test_batch_with_a_failure_exits_1_and_names_it(tmp_path):
 def test_tampered_bundle_is_refused(tmp_path):
     from skinscreen.engine.bundle import open_bundle
 
-    src = open_bundle("litemedsam").root
+    bundle = open_bundle("litemedsam")
     copy = tmp_path / "bundle"
-    shutil.copytree(src, copy)
-    dec = copy / "decoder.onnx"
+    shutil.copytree(bundle.root, copy)
+    dec = copy / bundle.file("decoder").relative_to(bundle.root)  # the default variant's decoder
     data = bytearray(dec.read_bytes())
     data[len(data) // 2] ^= 0xFF
     dec.write_bytes(bytes(data))
