@@ -30,9 +30,10 @@ $(WEB_VENDOR): scripts/fetch_web_vendor.sh
 	@touch $@
 
 demo: bundle $(WEB_VENDOR)
-	$(BIN)/skinscreen segment examples/images examples/phone/PAD_PAT_1020_111_593.jpg --out $(DEMO_OUT)
+	$(BIN)/skinscreen segment examples/images examples/phone/PAD_PAT_1020_111_593.jpg --out $(DEMO_OUT)/auto
+	$(BIN)/skinscreen segment examples/images/ISIC_0012099.jpg --box 400,150,610,450 --out $(DEMO_OUT)/box
 	@echo
-	@echo "Demo results (masks, overlays, JSON) are in $(abspath $(DEMO_OUT))/"
+	@echo "Demo results (masks, overlays, JSON) are in $(abspath $(DEMO_OUT))/: auto/ (no box, automatic mode) and box/ (a drawn box)"
 	@echo "Try:  $(BIN)/skinscreen segment YOUR_PHOTO.jpg --box X0,Y0,X1,Y1 --out results/"
 	@echo "Web app:  $(BIN)/skinscreen serve   (then open http://127.0.0.1:8000/)"
 
