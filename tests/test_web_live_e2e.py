@@ -11,9 +11,6 @@ photo flow. Without Debian's chromium or onnxruntime-web these tests skip.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -49,8 +46,9 @@ pytestmark = pytest.mark.skipif(
 )
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
 
-from skinscreen.web import WebSettings, create_app  # noqa: E402
 from skinscreen.web.app import vendor_present  # noqa: E402
+
+from .test_web_e2e import server  # noqa: E402,F401  (the same live uvicorn fixture)
 
 needs_vendor = pytest.mark.skipif(
     not vendor_present(), reason="onnxruntime-web missing: scripts/fetch_web_vendor.sh"
@@ -97,27 +95,6 @@ def clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 
 
 # -- fixtures -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(predictor):
-    import uvicorn
-
-    app = create_app(WebSettings(bundle_dir=predictor.bundle.root, threads=2))
-    app.state.service.load()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def playwright():
     with sync_api.sync_playwright() as p:
