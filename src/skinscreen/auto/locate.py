@@ -14,6 +14,7 @@ from skinscreen.auto.refine import decode_region, refine_box
 from skinscreen.errors import SkinscreenError
 from skinscreen.evaluate.metrics import box_iou
 from skinscreen.postprocess.mask import largest_component
+from skinscreen.preprocess.transforms import expand_box
 
 #: classical proposals checked with the decoder when a predictor is given (the rest are dropped)
 MAX_DECODED = 3
@@ -35,8 +36,9 @@ class Candidate:
         score: the classical ranking score (contrast x sqrt(area) x centre prior x solidity x
             colour and border penalties, :mod:`skinscreen.auto.classical`), higher is better;
             comparable only within one ``find_lesion_boxes`` call.
-        method: how it was found: ``"classical"``, ``"classical+decoder"`` (checked with one
-            decoder run) or ``"classical+refine"``.
+        method: how it was found: ``"learned"`` (the learned localiser on the image embedding,
+            :mod:`skinscreen.auto.learned`; score = probability mass), ``"classical"``,
+            ``"classical+decoder"`` (checked with one decoder run) or ``"classical+refine"``.
         features: the numbers behind the score (JSON-ready floats).
     """
 
@@ -105,6 +107,28 @@ def _decoded(predictor, c: Candidate, refine: bool) -> Candidate | None:
     return Candidate(c.box, c.score, "classical+decoder", feats)
 
 
+def _learned_candidates(predictor) -> list[Candidate]:
+    """Regions of the learned localiser (when the model ships one), boxes grown by its margin."""
+    from skinscreen.auto.learned import load_localiser
+
+    loc = load_localiser(predictor.spec.name)
+    if loc is None:
+        return []
+    enc = predictor.encoding
+    margin = float(loc.info.get("box_margin", 0.1))
+    out = []
+    for r in loc.regions(enc.embedding, enc.transform):
+        box = expand_box(r.box, margin, enc.image.shape[:2])
+        feats = {
+            "probability_mass": round(r.score, 2),
+            "probability_peak": round(r.peak, 4),
+            "region_area_frac": round(r.area_frac, 5),
+            "box_margin": margin,
+        }
+        out.append(Candidate(box, r.score, "learned", feats))
+    return out
+
+
 def find_lesion_boxes(
     image, predictor=None, *, max_candidates: int = 5, refine: bool = False
 ) -> list[Candidate]:
@@ -117,8 +141,12 @@ def find_lesion_boxes(
             the predictor already holds it) and each of the top :data:`MAX_DECODED` classical
             proposals is checked with one decoder run: proposals where the decoder finds no
             mask are dropped, the others gain ``iou_prediction`` and ``mask_area_frac``
-            features. The ranking stays the classical one: on the dev set the decoder's IoU
-            prediction was as high on stickers and ink as on lesions (docs/auto.md).
+            features (the decoder's IoU prediction does not rank them: on the dev set it was as
+            high on stickers and ink as on lesions, docs/auto.md). When the model ships a learned
+            localiser (:mod:`skinscreen.auto.learned`), its regions come first, ranked by
+            probability mass, their boxes grown by the margin chosen in its cross-validation;
+            it runs only when the classical contrast check found a candidate, so plain skin
+            still gives an empty list.
         max_candidates: most candidates returned.
         refine: iterate box -> mask -> box grown by 5% (decoder only) before returning; measured
             on the dev set it lowers Dice slightly (docs/auto.md), so it is off by default.
@@ -132,7 +160,13 @@ def find_lesion_boxes(
     if predictor is not None and cands:
         checked = (_decoded(predictor, c, refine) for c in cands[:MAX_DECODED])
         cands = [c for c in checked if c is not None]
-    cands.sort(key=lambda c: -c.score)
+        cands.sort(key=lambda c: -c.score)
+        # the learned localiser ranks first; it only runs where the classical contrast check
+        # found something (a photo of plain skin gives no candidate: nothing invented)
+        learned = _learned_candidates(predictor) if cands else []
+        cands = learned + cands
+    else:
+        cands.sort(key=lambda c: -c.score)
     kept: list[Candidate] = []
     for c in cands:
         if all(box_iou(c.box, k.box) <= NMS_IOU for k in kept):

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("skinscreen.cli.serve", "Run the local web app (photo -> box -> outline; on-device mode)."),
     "distill": ("skinscreen.cli.distill", "Train a smaller, faster student image encoder from a teacher."),
     "finetune": ("skinscreen.cli.finetune", "Fine-tune the mask decoder on labelled skin photos (k-fold CV)."),
+    "train-localiser": ("skinscreen.cli.train_localiser", "Train the automatic-mode lesion localiser (k-fold CV, then ship)."),
     "stream": ("skinscreen.cli.stream", "Segment and track a lesion through a video file or camera feed."),
     "bench": ("skinscreen.cli.bench", "Benchmark PyTorch, ONNX Runtime and every bundle variant on the same photos."),
     "evaluate": (

@@ -90,6 +90,8 @@ def load_teacher(
         if (root / "manifest.json").is_file():
             from skinscreen.export.onnx_export import ort_session
 
-            onnx_encoder = ort_session(open_bundle(name, root=root).file("encoder"), threads=2)
+            # fp32: the teacher's own numbers (the default variant may be quantised)
+            bundle = open_bundle(name, root=root, variant="onnx-fp32")
+            onnx_encoder = ort_session(bundle.file("encoder"), threads=2)
             source += " (encoder via its ONNX bundle)"
     return Teacher(spec=spec, model=model, source=source, onnx_encoder=onnx_encoder)
