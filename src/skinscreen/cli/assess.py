@@ -128,6 +128,7 @@ def command(
     A screening aid, never a diagnosis.
     """
     from skinscreen import DISCLAIMER
+    from skinscreen.assess.quality import jpeg_quality_estimate
     from skinscreen.assess.scale import DERMOSCOPE_PRESETS, resolve_scale
     from skinscreen.errors import SkinscreenError
     from skinscreen.io.image import load_image, load_mask
@@ -190,6 +191,7 @@ def command(
                 scale=scale,
                 color_constancy=color_constancy,
                 image_name=path.name,
+                jpeg_quality=jpeg_quality_estimate(path),
             )
             report = a.report
             if out_dir is not None:

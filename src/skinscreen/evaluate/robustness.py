@@ -154,6 +154,7 @@ def _quality_warnings(image: np.ndarray, mask: np.ndarray) -> list[str] | None:
         ("pixels across", "small"),
         ("covers", "large"),
         ("Too little skin", "no-skin"),
+        ("JPEG-compressed", "jpeg"),
     )
     out = []
     for w in report.warnings:

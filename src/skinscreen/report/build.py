@@ -64,6 +64,7 @@ def assess_image(
     scale: Scale | None = None,
     color_constancy: bool = False,
     image_name: str = "photo",
+    jpeg_quality: float | None = None,
 ) -> Assessment:
     """Measure the lesion ``mask`` ``(H, W)`` bool in ``photo`` ``(H, W, 3)`` uint8 RGB.
 
@@ -74,12 +75,17 @@ def assess_image(
         scale: mm per pixel (default: unknown, mm fields None).
         color_constancy: apply Shades-of-Gray colour constancy before the colour features.
         image_name: the photo's file name, for the report.
+        jpeg_quality: the photo file's JPEG quality
+            (:func:`skinscreen.assess.quality.jpeg_quality_estimate`); None: estimated from the
+            pixels.
     """
     scale = scale or Scale()
     image = col.shades_of_gray(photo) if color_constancy else photo
     props = LesionProperties(mask, image, spacing=scale.mm_per_pixel)
     # quality is judged on the photo as taken (a colour cast is reported even when corrected)
-    quality = assess_quality(photo, props.mask, None if color_constancy else props)
+    quality = assess_quality(
+        photo, props.mask, None if color_constancy else props, jpeg_quality=jpeg_quality
+    )
 
     if segmentation is not None:
         seg = SegmentationInfo(

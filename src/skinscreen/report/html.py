@@ -234,6 +234,20 @@ def _sections(r: LesionReport) -> str:
                     "How far the photo's light is from neutral white (Shades-of-Gray estimate).",
                 ),
                 (
+                    "Compression",
+                    (
+                        "unknown"
+                        if q.jpeg_quality_estimate is None
+                        else f"JPEG quality about {q.jpeg_quality_estimate:.0f}"
+                        + (" (from the pixels)" if q.jpeg_quality_source == "pixels" else "")
+                    )
+                    + f", block edges {q.compression_blockiness:.2f}",
+                    "How strongly the photo was JPEG-compressed (out of 100, from the file's "
+                    "compression tables or its pixels; unknown: no strong compression found). "
+                    "At 25 or below, block artefacts distort the border and colours. Block edges: "
+                    "about 1 without visible 8 x 8 blocks.",
+                ),
+                (
                     "Framing",
                     ("touches the photo edge" if q.touching_border else "whole lesion in frame")
                     + (", too small" if q.too_small else ""),

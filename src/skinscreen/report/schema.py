@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class _Model(BaseModel):
@@ -105,6 +105,16 @@ class Quality(_Model):
     touching_border: bool
     too_small: bool
     area_fraction: float
+    compression_blockiness: float = Field(
+        description="8x8 block-edge ratio of the luma (about 1 without block edges); reported only."
+    )
+    jpeg_quality_estimate: float | None = Field(
+        description="JPEG quality (1-100, IJG scale) from the file's quantisation tables, or from "
+        "the pixels' DC quantisation; None when not found. A warning at 25 or below."
+    )
+    jpeg_quality_source: Literal["file", "pixels"] | None = Field(
+        description="'file' (quantisation tables), 'pixels' (decoded photo) or None."
+    )
 
 
 class LesionReport(_Model):

@@ -22,6 +22,16 @@ def _modules():
     return (LesionProperties, assess_quality), "ok"
 
 
+def jpeg_quality(data: bytes) -> float | None:
+    """The JPEG quality of the uploaded bytes from their quantisation tables (None: unknown or
+    not a JPEG, or the assessment module is missing)."""
+    try:
+        from skinscreen.assess.quality import jpeg_quality_estimate
+    except ImportError:
+        return None
+    return jpeg_quality_estimate(data)
+
+
 def available() -> bool:
     return _modules()[0] is not None
 
@@ -41,11 +51,14 @@ def to_jsonable(obj: object) -> object:
     return obj
 
 
-def run(image: np.ndarray, mask: np.ndarray) -> tuple[dict | None, dict | None, str]:
+def run(
+    image: np.ndarray, mask: np.ndarray, jpeg_quality: float | None = None
+) -> tuple[dict | None, dict | None, str]:
     """Assess one segmented lesion: ``(features, quality, note)``; never raises.
 
     ``features``: :meth:`LesionProperties.to_dict` (pixel units; no mm without a scale),
     ``quality``: :meth:`QualityReport.to_dict` (with plain-language ``warnings``).
+    ``jpeg_quality``: the uploaded file's JPEG quality (``jpeg_quality_estimate``), if known.
     """
     mods, note = _modules()
     if mods is None:
@@ -56,7 +69,7 @@ def run(image: np.ndarray, mask: np.ndarray) -> tuple[dict | None, dict | None, 
     try:
         props = props_cls(mask, image)
         features = to_jsonable(props.to_dict())
-        quality = to_jsonable(quality_fn(image, mask, props).to_dict())
+        quality = to_jsonable(quality_fn(image, mask, props, jpeg_quality=jpeg_quality).to_dict())
     except Exception as e:  # an assessment failure must not lose the segmentation
         log.warning("assessment failed: %s", e)
         return None, None, f"the assessment failed on this photo: {e}"

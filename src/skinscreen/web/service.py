@@ -133,7 +133,9 @@ class SegmentService:
         mask_b64 = render.mask_png(seg.mask)
         t4 = time.perf_counter()
         if features:
-            feats, quality, note = assessment.run(enc.image, seg.mask)
+            feats, quality, note = assessment.run(
+                enc.image, seg.mask, jpeg_quality=assessment.jpeg_quality(data)
+            )
         else:
             feats, quality, note = None, None, "not requested (features=false)"
         t5 = time.perf_counter()
