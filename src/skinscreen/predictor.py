@@ -17,7 +17,12 @@ from skinscreen.engine.onnx import OnnxEngine
 from skinscreen.errors import PromptError, SkinscreenError
 from skinscreen.io.image import ImageSource, load_image
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
-from skinscreen.preprocess.transforms import InputTransform, crop_and_resize_logits, preprocess
+from skinscreen.preprocess.transforms import (
+    InputTransform,
+    crop_and_resize_logits,
+    expand_box,
+    preprocess,
+)
 
 
 @dataclass
@@ -43,7 +48,10 @@ class ImageEncoding:
 class Segmentation:
     """One predicted lesion mask and what the app needs to draw and report it.
 
-    Coordinates are original photo pixels; ``box`` and the polygon are ``[x, y]`` ordered.
+    Coordinates are original photo pixels; boxes are XYXY and the polygon ``[x, y]`` ordered.
+    ``box`` is the box as given (user) or found (auto); ``box_used`` the box that prompted the
+    decoder: ``box`` grown by ``box_margin`` of its width/height per side and clipped to the photo
+    (user boxes only; equal to ``box`` otherwise).
     """
 
     mask: np.ndarray  # (H, W) bool
@@ -58,6 +66,8 @@ class Segmentation:
     variant: str
     timings_ms: dict[str, float]
     auto: dict | None = None
+    box_used: np.ndarray | None = None  # (4,) XYXY; None: same as box
+    box_margin: float = 0.0
 
     def to_json_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays)."""
@@ -66,6 +76,10 @@ class Segmentation:
             "variant": self.variant,
             "box": [round(float(v), 2) for v in self.box],
             "box_source": self.box_source,
+            "box_margin": round(float(self.box_margin), 4),
+            "box_used": [
+                round(float(v), 2) for v in (self.box if self.box_used is None else self.box_used)
+            ],
             "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in self.polygon],
             "svg_path": self.svg_path,
             "area_px": self.area_px,
@@ -103,6 +117,21 @@ def validate_box(box: object, size_hw: tuple[int, int]) -> np.ndarray:
             f"0 <= y0 < y1 <= {h} (EXIF-upright photo pixels)"
         )
     return np.clip(b, 0, [w, h, w, h])
+
+
+def validate_box_margin(margin: object) -> float:
+    """Check a box margin (fraction of the box's width/height added per side): a finite number in
+    [0, 1]; returns it as float."""
+    try:
+        m = float(margin)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise PromptError(f"box margin {margin!r} is not a number (e.g. 0.1 for 10%)") from None
+    if not np.isfinite(m) or not 0.0 <= m <= 1.0:
+        raise PromptError(
+            f"box margin {m} must be between 0 and 1: the fraction of the box's width/height "
+            "added on each side (0 turns it off)"
+        )
+    return m
 
 
 class LesionPredictor:
@@ -184,18 +213,30 @@ class LesionPredictor:
     def image(self) -> np.ndarray:
         return self.encoding.image
 
+    @property
+    def box_margin(self) -> float:
+        """Default margin for user boxes: the bundle's ``preprocessing.box_margin`` (the model
+        spec's ``box_margin``)."""
+        return self.bundle.box_margin
+
     # -- prompts -------------------------------------------------------------------------------
     def decode_logits(self, box_model: np.ndarray) -> tuple[np.ndarray, float]:
         """Raw decoder call: XYXY box in model-input pixels -> (low-res logits ``(L, L)``, IoU)."""
         return self.engine.decode(self.encoding.embedding, box_model)
 
-    def predict(self, box: object | None = None, *, clean: bool = True) -> Segmentation:
+    def predict(
+        self, box: object | None = None, *, clean: bool = True, box_margin: float | None = None
+    ) -> Segmentation:
         """Segment the current photo.
 
         Args:
             box: ``[x0, y0, x1, y1]`` in original photo pixels, or None for the automatic box
                 (``skinscreen.auto``).
             clean: keep the largest component and fill holes (the spec's post-processing).
+            box_margin: grow a user ``box`` by this fraction of its width/height on every side
+                (clipped to the photo) before prompting; None: :attr:`box_margin` (the spec's,
+                0.10 for LiteMedSAM); 0.0 prompts with the box as given. Automatic boxes are
+                never grown.
         """
         enc = self.encoding
         auto_info = None
@@ -203,11 +244,14 @@ class LesionPredictor:
         if box is None:
             box_orig, auto_info = self._auto_box()
             source = auto_info.pop("box_source", "auto")
+            margin, box_used = 0.0, box_orig
         else:
             box_orig = validate_box(box, enc.image.shape[:2])
             source = "user"
+            margin = validate_box_margin(self.box_margin if box_margin is None else box_margin)
+            box_used = expand_box(box_orig, margin, enc.image.shape[:2]) if margin else box_orig
         t1 = time.perf_counter()
-        logits, iou = self.decode_logits(enc.transform.apply_boxes(box_orig))
+        logits, iou = self.decode_logits(enc.transform.apply_boxes(box_used))
         t2 = time.perf_counter()
         seg = self.postprocess(logits, clean=clean)
         t3 = time.perf_counter()
@@ -230,6 +274,8 @@ class LesionPredictor:
             variant=self.bundle.variant,
             timings_ms=timings,
             auto=auto_info,
+            box_used=box_used,
+            box_margin=margin,
         )
 
     def postprocess(self, low_res_logits: np.ndarray, *, clean: bool = True):
@@ -264,4 +310,10 @@ class LesionPredictor:
         return np.asarray(box, dtype=np.float64), info
 
 
-__all__ = ["LesionPredictor", "Segmentation", "ImageEncoding", "validate_box"]
+__all__ = [
+    "LesionPredictor",
+    "Segmentation",
+    "ImageEncoding",
+    "validate_box",
+    "validate_box_margin",
+]

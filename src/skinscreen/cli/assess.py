@@ -11,6 +11,7 @@ import click
 
 from skinscreen.cli.common import (
     box_callback,
+    box_margin_option,
     expand_inputs,
     make_predictor,
     model_options,
@@ -74,6 +75,7 @@ def _summary(report) -> str:
     metavar="X0,Y0,X1,Y1",
     help="Box around the lesion in photo pixels (EXIF-upright), XYXY. One photo only.",
 )
+@box_margin_option
 @click.option("--auto", is_flag=True, help="Find the lesion automatically (default without --box).")
 @click.option(
     "--mask",
@@ -110,6 +112,7 @@ def _summary(report) -> str:
 def command(
     images,
     box,
+    box_margin,
     auto,
     mask_arg,
     mm_per_pixel,
@@ -167,7 +170,7 @@ def command(
         try:
             if predictor is not None:
                 predictor.set_image(path)
-                seg = predictor.predict(box=box)
+                seg = predictor.predict(box=box, box_margin=box_margin)
                 photo, mask, prob = predictor.image, seg.mask, seg.probability
             else:
                 seg, prob = None, None

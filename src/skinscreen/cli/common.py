@@ -31,6 +31,21 @@ def box_callback(ctx: click.Context, param: click.Parameter, value: str | None):
     return parse_box(value)
 
 
+def box_margin_option(f: Callable) -> Callable:
+    """``--box-margin`` (None: the model spec's ``box_margin``)."""
+    return click.option(
+        "--box-margin",
+        "box_margin",
+        type=click.FloatRange(0.0, 1.0),
+        default=None,
+        metavar="FRACTION",
+        help="Grow --box by this fraction of its width/height on every side (clipped to the "
+        "photo) before segmenting; people draw boxes loose, shifted or tight and the margin "
+        "absorbs it. Default: the model's box_margin (0.10 for litemedsam); 0 uses the box as "
+        "drawn. Automatic boxes are never grown.",
+    )(f)
+
+
 def model_options(f: Callable) -> Callable:
     """``--model``, ``--variant``, ``--bundle`` and ``--threads``."""
     f = click.option(

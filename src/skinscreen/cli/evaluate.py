@@ -47,10 +47,12 @@ from skinscreen.evaluate.dataset import PROMPTS
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for gt-box-jitter.")
 @click.option(
     "--margin",
-    type=float,
+    type=click.FloatRange(0.0, 1.0),
     default=0.0,
     show_default=True,
-    help="Grow the expert box by this fraction of its size on every side (e.g. 0.05).",
+    help="Grow the expert box (after any jitter) by this fraction of its width/height on every "
+    "side, as segment/assess grow a user's box (--box-margin, default 0.10 for litemedsam). "
+    "0: the raw expert box, so figures stay comparable.",
 )
 @click.option(
     "--limit", type=int, default=None, help="Evaluate only the first N pairs (sorted by id)."
@@ -135,6 +137,7 @@ def command(
     )
     summary = result.summary(prompt, predictor.spec.name)
     summary["variant"] = predictor.bundle.variant
+    summary["box_margin"] = margin
     if margin:
         summary["margin"] = margin
     if out_dir is not None and result.rows:

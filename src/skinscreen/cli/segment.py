@@ -9,6 +9,7 @@ import click
 
 from skinscreen.cli.common import (
     box_callback,
+    box_margin_option,
     expand_inputs,
     make_predictor,
     model_options,
@@ -34,6 +35,7 @@ from skinscreen.cli.common import (
     metavar="X0,Y0,X1,Y1",
     help="Box prompt in photo pixels (EXIF-upright), XYXY.",
 )
+@box_margin_option
 @click.option(
     "--auto",
     "auto",
@@ -50,12 +52,12 @@ from skinscreen.cli.common import (
     "--json", "as_json", is_flag=True, help="Print a JSON list of per-image results on stdout."
 )
 @model_options
-def command(images, box, auto, out_dir, as_json, model, variant, bundle_dir, threads):
+def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bundle_dir, threads):
     """Segment the lesion in each IMAGE (files or folders) with a box prompt or automatically.
 
     Writes, per image, a 0/255 mask PNG the size of the EXIF-upright photo, an overlay PNG
-    (translucent mask + contour) and a JSON file (box used, polygon, svg_path, area_px, model,
-    timings_ms). A screening aid, never a diagnosis.
+    (translucent mask + contour) and a JSON file (box as given, box_margin and box_used, polygon,
+    svg_path, area_px, model, timings_ms). A screening aid, never a diagnosis.
     """
     from skinscreen import DISCLAIMER
     from skinscreen.errors import SkinscreenError
@@ -70,7 +72,7 @@ def command(images, box, auto, out_dir, as_json, model, variant, bundle_dir, thr
     for path in progress(paths, "segment"):
         try:
             predictor.set_image(path)
-            seg = predictor.predict(box=box)
+            seg = predictor.predict(box=box, box_margin=box_margin)
             record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
             if out_dir is not None:
                 stem = path.stem
@@ -87,7 +89,13 @@ def command(images, box, auto, out_dir, as_json, model, variant, bundle_dir, thr
                 t = seg.timings_ms
                 click.echo(
                     f"{path.name}: area {seg.area_px} px, box {seg.box_source} "
-                    f"[{', '.join(f'{v:.0f}' for v in seg.box)}], encoder {t['encoder']:.0f} ms, "
+                    f"[{', '.join(f'{v:.0f}' for v in seg.box)}]"
+                    + (
+                        f" grown {seg.box_margin:.0%} per side"
+                        if seg.box_source == "user" and seg.box_margin
+                        else ""
+                    )
+                    + f", encoder {t['encoder']:.0f} ms, "
                     f"decoder {t['decoder']:.0f} ms"
                 )
         except SkinscreenError as e:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skinscreen import paths
-from skinscreen.errors import BundleError
+from skinscreen.errors import BundleError, SkinscreenError
 from skinscreen.spec import ModelSpec, get_spec
 
 MANIFEST = "manifest.json"
@@ -44,6 +44,13 @@ class Bundle:
         return get_spec(self.model)
 
     @property
+    def box_margin(self) -> float:
+        """Margin added to user boxes (fraction per side): the manifest's
+        ``preprocessing.box_margin`` (filled in from the spec by :func:`read_manifest` for
+        bundles written before it existed)."""
+        return float(self.manifest["preprocessing"]["box_margin"])
+
+    @property
     def variant_info(self) -> dict:
         return self.manifest["variants"][self.variant]
 
@@ -57,7 +64,12 @@ class Bundle:
 
 
 def read_manifest(root: str | Path) -> dict:
-    """Parse ``root/manifest.json``; raises :class:`BundleError` when missing or malformed."""
+    """Parse ``root/manifest.json``; raises :class:`BundleError` when missing or malformed.
+
+    A manifest written before ``preprocessing.box_margin`` existed gets the model spec's value
+    (0.0 for models not in the registry), so the runtime, the web page (which is sent this
+    manifest) and apps agree on the box that prompts the decoder.
+    """
     p = Path(root) / MANIFEST
     if not p.is_file():
         raise BundleError(f"no model bundle at {root} (missing {MANIFEST})")
@@ -68,6 +80,12 @@ def read_manifest(root: str | Path) -> dict:
         raise BundleError(
             f"{p} is malformed ({e}); rebuild the bundle with skinscreen export --force"
         ) from None
+    pre = m.setdefault("preprocessing", {})
+    if "box_margin" not in pre:
+        try:
+            pre["box_margin"] = get_spec(str(m.get("model", ""))).box_margin
+        except SkinscreenError:  # a model this version does not know: no margin
+            pre["box_margin"] = 0.0
     return m
 
 

@@ -8,6 +8,10 @@ Pairs are matched by stem: ``images/<id>.<ext>`` with ``masks/<id>.png`` or ISIC
   [-10%, +10%] of the box width (x sides) or height (y sides), clipped to the photo; the seed is
   derived from the image id, so runs are repeatable;
 - ``auto``: no prompt (automatic localisation, :mod:`skinscreen.auto`).
+
+The box is passed with ``box_margin=margin`` (default 0.0), so the expert box (jittered or not)
+is measured as it is unless a margin is asked for, whatever the model spec's default
+``box_margin``; a margin grows the (jittered) box like ``LesionPredictor.predict`` grows a user's.
 """
 
 from __future__ import annotations
@@ -83,7 +87,9 @@ def jitter_box(
 def prompt_box(
     prompt: str, truth: np.ndarray, image_id: str, seed: int = 0, margin: float = 0.0
 ) -> np.ndarray | None:
-    """The box for ``prompt`` (None for ``auto``), grown by ``margin`` x its size per side."""
+    """The box for ``prompt`` (None for ``auto``), grown by ``margin`` x its size per side
+    before any jitter (``evaluate_pairs`` leaves this at 0 and lets the predictor grow the
+    jittered box instead)."""
     if prompt == "auto":
         return None
     box = box_from_mask(truth)
@@ -142,7 +148,11 @@ def evaluate_pairs(
     on_mask: Callable[[Pair, np.ndarray], None] | None = None,
     progress: Callable | None = None,
 ) -> EvalResult:
-    """Segment every pair with ``prompt`` and score it; per-item errors are collected, not raised."""
+    """Segment every pair with ``prompt`` and score it; per-item errors are collected, not raised.
+
+    ``margin``: the predictor's ``box_margin`` for the expert box (after jitter); 0.0 measures
+    the raw expert box.
+    """
     if prompt not in PROMPTS:
         raise SkinscreenError(f"unknown prompt {prompt!r}: choose one of {', '.join(PROMPTS)}")
     res = EvalResult()
@@ -156,7 +166,8 @@ def evaluate_pairs(
                     f"photo is {image.shape[1]}x{image.shape[0]} but mask is {truth.shape[1]}x{truth.shape[0]}"
                 )
             predictor.set_image(image)
-            seg = predictor.predict(box=prompt_box(prompt, truth, pair.id, seed, margin))
+            box = prompt_box(prompt, truth, pair.id, seed)
+            seg = predictor.predict(box=box, box_margin=margin)
             latency = (time.perf_counter() - t0) * 1e3
             j = jaccard(seg.mask, truth)
             res.rows.append(
@@ -166,6 +177,9 @@ def evaluate_pairs(
                     "jaccard": round(j, 5),
                     "threshold_jaccard": round(threshold_jaccard(j), 5),
                     "box": " ".join(f"{v:.1f}" for v in seg.box),
+                    "box_used": " ".join(
+                        f"{v:.1f}" for v in (seg.box if seg.box_used is None else seg.box_used)
+                    ),
                     "box_source": seg.box_source,
                     "iou_prediction": round(seg.iou_prediction, 4),
                     "latency_ms": round(latency, 1),

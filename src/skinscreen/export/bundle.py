@@ -211,6 +211,9 @@ def build_manifest(
             "padding": "bottom_right_zeros" if spec.resize == "longest_side" else "none",
             "layout": "NCHW",
             "color": "RGB",
+            # user boxes (not automatic ones) grow by this fraction of their width/height per
+            # side, clipped to the photo, before they are scaled to the model input
+            "box_margin": spec.box_margin,
         },
         "postprocessing": {
             "crop": "resized region",

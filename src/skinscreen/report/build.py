@@ -94,6 +94,15 @@ def assess_image(
             variant=getattr(segmentation, "variant", None),
             box=[round(float(v), 2) for v in segmentation.box],
             box_source=segmentation.box_source,
+            box_margin=round(float(getattr(segmentation, "box_margin", 0.0)), 4),
+            box_used=[
+                round(float(v), 2)
+                for v in (
+                    segmentation.box
+                    if getattr(segmentation, "box_used", None) is None
+                    else segmentation.box_used
+                )
+            ],
             iou_prediction=_r(segmentation.iou_prediction, 4),
             timings_ms={k: round(float(v), 2) for k, v in segmentation.timings_ms.items()},
         )

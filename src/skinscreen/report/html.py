@@ -268,8 +268,17 @@ def _sections(r: LesionReport) -> str:
                     "Box",
                     "n/a"
                     if seg.box is None
-                    else f"{seg.box_source}: " + ", ".join(f"{v:.0f}" for v in seg.box),
-                    "The box (x0, y0, x1, y1 in photo pixels) the model was asked to outline in.",
+                    else f"{seg.box_source}: "
+                    + ", ".join(f"{v:.0f}" for v in seg.box)
+                    + (
+                        f"; grown {seg.box_margin:.0%} per side to "
+                        + ", ".join(f"{v:.0f}" for v in seg.box_used)
+                        if seg.box_margin and seg.box_used is not None
+                        else ""
+                    ),
+                    "The box (x0, y0, x1, y1 in photo pixels) the model was asked to outline in. "
+                    "A drawn box is grown by a small margin on every side (--box-margin), "
+                    "because a box drawn by hand often cuts the lesion's edge.",
                 ),
                 (
                     "Model's confidence",

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class _Model(BaseModel):
@@ -34,8 +34,16 @@ class SegmentationInfo(_Model):
     )
     model: str | None = None
     variant: str | None = None
-    box: list[float] | None = Field(None, description="XYXY box used, photo pixels.")
+    box: list[float] | None = Field(
+        None, description="XYXY box as given (user) or found (auto), photo pixels."
+    )
     box_source: str | None = Field(None, description="'user', 'auto' or 'full-image'.")
+    box_margin: float | None = Field(
+        None, description="Fraction of the box's width/height added per side (user boxes)."
+    )
+    box_used: list[float] | None = Field(
+        None, description="XYXY box that prompted the model: box grown by box_margin, clipped."
+    )
     iou_prediction: float | None = Field(None, description="The decoder's own quality estimate.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

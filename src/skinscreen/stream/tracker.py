@@ -541,7 +541,7 @@ class LesionTracker:
             if box_key[2] - box_key[0] >= 2 and box_key[3] - box_key[1] >= 2:
                 t = time.perf_counter()
                 self.predictor.set_encoding(self._key.encoding)
-                seg = self.predictor.predict(box=box_key)
+                seg = self.predictor.predict(box=box_key, box_margin=0.0)
                 ctx.timings["decoder"] += (time.perf_counter() - t) * 1e3
                 key = self._key
                 key.prompt = box_key
@@ -693,14 +693,15 @@ class LesionTracker:
                 if job.refine and res.seg.mask.any():
                     box = self._box_of(res.seg.mask)
                     if _box_iou(box, res.prompt) < 0.9:
-                        res.seg2, res.prompt2 = p.predict(box=box), box
+                        res.seg2, res.prompt2 = p.predict(box=box, box_margin=0.0), box
                         res.n_dec += 1
         else:
-            res.seg, res.prompt, res.n_dec = p.predict(box=job.box), job.box, 1
+            # the tracker sizes its own boxes (TrackerConfig.box_margin): no predictor margin
+            res.seg, res.prompt, res.n_dec = p.predict(box=job.box, box_margin=0.0), job.box, 1
             if job.refine and res.seg.mask.any():
                 box2 = self._box_of(res.seg.mask)
                 if _box_iou(box2, job.box) < 0.9:
-                    res.seg, res.prompt = p.predict(box=box2), box2
+                    res.seg, res.prompt = p.predict(box=box2, box_margin=0.0), box2
                     res.n_dec += 1
         t2 = time.perf_counter()
         res.timings = {"encoder": (t1 - t0) * 1e3, "decoder": (t2 - t1) * 1e3}

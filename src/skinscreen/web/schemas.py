@@ -48,8 +48,16 @@ class SegmentResponse(BaseModel):
 
     model: str
     variant: str
-    box: list[float] = Field(description="[x0, y0, x1, y1] box used, photo pixels")
+    box: list[float] = Field(
+        description="[x0, y0, x1, y1] box as sent (user) or found (auto), photo pixels"
+    )
     box_source: str = Field(description='"user", "auto" or "full-image"')
+    box_margin: float = Field(
+        0.0, description="fraction of the box's width/height added per side (user boxes)"
+    )
+    box_used: list[float] | None = Field(
+        None, description="[x0, y0, x1, y1] box that prompted the model: box grown, clipped"
+    )
     polygon: list[list[float]] = Field(description="outer contour, [[x, y], ...] photo pixels")
     svg_path: str = Field(description='SVG path data "M x y L x y ... Z" in photo pixels')
     area_px: int = Field(description="mask area in photo pixels")

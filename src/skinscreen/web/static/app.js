@@ -401,6 +401,8 @@ async function segmentOnDevice(box) {
     variant: model.info.variant,
     box,
     box_source: "user",
+    box_used: p.box_used,
+    box_margin: p.box_margin,
     polygon: p.polygon,
     svg_path: p.svg_path,
     area_px: p.area_px,
@@ -469,7 +471,8 @@ async function showResult(r) {
   const pct = (100 * r.area_fraction).toFixed(1);
   $("fact-mode").textContent = r.mode === "device" ? `on-device (WebAssembly, ${r.threads} thread${r.threads > 1 ? "s" : ""})` : "server";
   $("fact-area").textContent = r.area_px ? `${r.area_px.toLocaleString()} px (${pct}% of photo)` : "no lesion found in the box";
-  $("fact-box").textContent = `${r.box.map((v) => Math.round(v)).join(", ")} (${r.box_source})`;
+  const grown = r.box_margin ? `, grown ${Math.round(100 * r.box_margin)}% per side` : "";
+  $("fact-box").textContent = `${r.box.map((v) => Math.round(v)).join(", ")} (${r.box_source}${grown})`;
   const t = r.timings_ms;
   const parts = [];
   if (t.encoder) parts.push(`encoder ${fmtMs(t.encoder)}`);
@@ -585,6 +588,8 @@ function downloadReport() {
     photo: { name: state.photo.name, width: state.photo.w, height: state.photo.h },
     box: r.box,
     box_source: r.box_source,
+    box_margin: r.box_margin ?? 0,
+    box_used: r.box_used ?? r.box,
     area_px: r.area_px,
     area_fraction: r.area_fraction,
     iou_prediction: r.iou_prediction,

@@ -117,14 +117,21 @@ export class OnDeviceModel {
     });
   }
 
-  /** Decode a box (photo pixels, XYXY) on an encoding -> mask (h x w Uint8Array 0/1) etc. */
-  predict(enc, box) {
+  /**
+   * Decode a user box (photo pixels, XYXY) on an encoding -> mask (h x w Uint8Array 0/1) etc.
+   * The box is grown by the manifest's box_margin first (opts.boxMargin overrides it; 0 turns it
+   * off), exactly as LesionPredictor.predict() does: box_used is what prompted the decoder.
+   */
+  predict(enc, box, { boxMargin = null } = {}) {
     return this._serial(async () => {
       const t0 = performance.now();
+      const [h0, w0] = enc.transform.originalSize;
+      const margin = boxMargin ?? pipeline.boxMargin(this.manifest);
+      const prompt = pipeline.promptBox(box, margin, w0, h0);
       const [emb, boxes] = this.decoder.inputNames;
       const feeds = {
         [emb]: enc.embedding,
-        [boxes]: new ort.Tensor("float32", pipeline.boxToModel(enc.transform, box), [1, 4]),
+        [boxes]: new ort.Tensor("float32", pipeline.boxToModel(enc.transform, prompt.used), [1, 4]),
       };
       const out = await this.decoder.run(feeds);
       const logits = out[this.decoder.outputNames[0]].data;
@@ -144,6 +151,8 @@ export class OnDeviceModel {
         polygon,
         svg_path: pipeline.svgPath(polygon),
         area_px: area,
+        box_used: prompt.used,
+        box_margin: prompt.margin,
         iou_prediction: iou,
         timings_ms: { decoder: t1 - t0, postprocess: t2 - t1 },
       };

@@ -228,6 +228,35 @@ export function preprocess(spec, rgba, w, h) {
   return { input: x, transform: t };
 }
 
+/**
+ * The margin user boxes get (fraction of the box's width/height added on each side): the
+ * manifest's preprocessing.box_margin, as LesionPredictor.predict() uses by default.
+ */
+export function boxMargin(manifest) {
+  const m = manifest?.preprocessing?.box_margin ?? manifest?.spec?.box_margin ?? 0;
+  return Number.isFinite(m) && m > 0 ? m : 0;
+}
+
+/**
+ * A user's XYXY box (photo pixels) -> the box that prompts the decoder, as predict() in Python:
+ * clipped to the w x h photo (validate_box), then grown by `margin` x its width/height on every
+ * side and clipped again (expand_box). Returns {given, used, margin}.
+ */
+export function promptBox(box, margin, w, h) {
+  const given = [
+    Math.min(Math.max(box[0], 0), w),
+    Math.min(Math.max(box[1], 0), h),
+    Math.min(Math.max(box[2], 0), w),
+    Math.min(Math.max(box[3], 0), h),
+  ];
+  if (!(margin > 0)) return { given, used: given.slice(), margin: 0 };
+  const [x0, y0, x1, y1] = given;
+  const dw = (x1 - x0) * margin;
+  const dh = (y1 - y0) * margin;
+  const used = [Math.max(0, x0 - dw), Math.max(0, y0 - dh), Math.min(w, x1 + dw), Math.min(h, y1 + dh)];
+  return { given, used, margin };
+}
+
 /** XYXY box in photo pixels -> Float32Array(4) in model-input pixels. */
 export function boxToModel(t, box) {
   return Float32Array.from([box[0] * t.sx, box[1] * t.sy, box[2] * t.sx, box[3] * t.sy]);
