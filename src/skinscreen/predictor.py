@@ -1,6 +1,7 @@
 """The stateful lesion predictor: encode a photo once, prompt it many times.
 
-Runtime path only: onnxruntime + numpy + OpenCV. It never imports torch.
+Runtime path only: onnxruntime (or OpenVINO, see :mod:`skinscreen.engine.select`) + numpy +
+OpenCV. It never imports torch.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skinscreen.engine.bundle import Bundle, open_bundle
-from skinscreen.engine.onnx import OnnxEngine
+from skinscreen.engine.bundle import Bundle
+from skinscreen.engine.select import choice_for_bundle, make_engine, open_for_engine
 from skinscreen.errors import PromptError, SkinscreenError
 from skinscreen.io.image import ImageSource, load_image
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
@@ -66,6 +67,7 @@ class Segmentation:
     variant: str
     timings_ms: dict[str, float]
     auto: dict | None = None
+    engine: str = "onnxruntime"  # "onnxruntime" | "openvino"
     box_used: np.ndarray | None = None  # (4,) XYXY; None: same as box
     box_margin: float = 0.0
 
@@ -74,6 +76,7 @@ class Segmentation:
         d = {
             "model": self.model,
             "variant": self.variant,
+            "engine": self.engine,
             "box": [round(float(v), 2) for v in self.box],
             "box_source": self.box_source,
             "box_margin": round(float(self.box_margin), 4),
@@ -145,7 +148,11 @@ class LesionPredictor:
         variant: bundle variant (default: the manifest's ``default_variant``).
         bundle_dir: explicit bundle directory (default: the cache, built on first use if the
             ``export`` extra is installed).
-        threads: ONNX Runtime intra-op threads (default: all available CPUs).
+        threads: intra-op threads of the engine (default: all available CPUs).
+        engine: ``"auto"`` (default, or ``$SKINSCREEN_ENGINE``), ``"onnxruntime"`` or
+            ``"openvino"``. Auto runs the gated ``openvino-bf16`` variant in OpenVINO when the
+            package is installed and the CPU has bf16, else ``variant`` in ONNX Runtime
+            (:mod:`skinscreen.engine.select`). ``engine_choice`` says what was picked and why.
     """
 
     def __init__(
@@ -156,12 +163,16 @@ class LesionPredictor:
         bundle_dir: str | Path | None = None,
         threads: int | None = None,
         bundle: Bundle | None = None,
+        engine: str | None = None,
     ):
-        self.bundle = bundle or open_bundle(model, root=bundle_dir, variant=variant)
+        if bundle is None:
+            bundle, choice = open_for_engine(model, root=bundle_dir, variant=variant, engine=engine)
+        else:
+            choice = choice_for_bundle(bundle, engine)
+        self.bundle = bundle
+        self.engine_choice = choice
         self.spec = self.bundle.spec
-        self.engine = OnnxEngine(
-            self.bundle.file("encoder"), self.bundle.file("decoder"), threads=threads
-        )
+        self.engine = make_engine(self.bundle, choice, threads)
         self._enc: ImageEncoding | None = None
 
     # -- image ---------------------------------------------------------------------------------
@@ -274,6 +285,7 @@ class LesionPredictor:
             variant=self.bundle.variant,
             timings_ms=timings,
             auto=auto_info,
+            engine=self.engine_choice.engine,
             box_used=box_used,
             box_margin=margin,
         )

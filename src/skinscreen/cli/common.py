@@ -46,10 +46,42 @@ def box_margin_option(f: Callable) -> Callable:
     )(f)
 
 
+ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")  # skinscreen.engine.select.ENGINES
+_ENGINE_META = "skinscreen.engine"
+
+
+def _remember_engine(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is not None:
+        ctx.meta[_ENGINE_META] = value
+    return value
+
+
+def engine_option(f: Callable) -> Callable:
+    """``--engine auto|onnxruntime|openvino``, kept in ``ctx.meta`` (not a parameter of the verb):
+    :func:`make_predictor` and :func:`selected_engine` read it."""
+    return click.option(
+        "--engine",
+        type=click.Choice(ENGINE_CHOICES),
+        default=None,
+        expose_value=False,
+        callback=_remember_engine,
+        help="Inference engine. auto (default, or $SKINSCREEN_ENGINE): OpenVINO bf16 when the "
+        "'fast' extra is installed, the CPU has bf16 and the bundle's openvino-bf16 variant "
+        "passed the accuracy gate; else ONNX Runtime.",
+    )(f)
+
+
+def selected_engine() -> str | None:
+    """The ``--engine`` value of the running command (None: not given)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_ENGINE_META) if ctx is not None else None
+
+
 def model_options(f: Callable) -> Callable:
-    """``--model``, ``--variant``, ``--bundle`` and ``--threads``."""
+    """``--model``, ``--variant``, ``--bundle``, ``--threads`` and ``--engine``."""
+    f = engine_option(f)
     f = click.option(
-        "--threads", type=int, default=None, help="ONNX Runtime threads (default: all CPUs)."
+        "--threads", type=int, default=None, help="Engine threads (default: all CPUs)."
     )(f)
     f = click.option(
         "--bundle",
@@ -65,10 +97,23 @@ def model_options(f: Callable) -> Callable:
     return f
 
 
-def make_predictor(model: str, variant: str | None, bundle_dir: Path | None, threads: int | None):
+def make_predictor(
+    model: str,
+    variant: str | None,
+    bundle_dir: Path | None,
+    threads: int | None,
+    engine: str | None = None,
+):
+    """A :class:`~skinscreen.predictor.LesionPredictor`; ``engine`` None: the ``--engine`` value."""
     from skinscreen.predictor import LesionPredictor
 
-    return LesionPredictor(model, variant=variant, bundle_dir=bundle_dir, threads=threads)
+    return LesionPredictor(
+        model,
+        variant=variant,
+        bundle_dir=bundle_dir,
+        threads=threads,
+        engine=engine or selected_engine(),
+    )
 
 
 def expand_inputs(items: Iterable[str]) -> list[Path]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from skinscreen.cli.common import model_options
+from skinscreen.cli.common import model_options, selected_engine
 
 
 def _is_loopback(host: str) -> bool:
@@ -89,6 +89,7 @@ def command(
         variant=variant,
         bundle_dir=bundle_dir,
         threads=threads,
+        engine=selected_engine(),
         max_upload_bytes=int(max_upload_mb * 2**20),
         max_pixels=int(max_megapixels * 1e6),
         allowed_origins=tuple(cors_origins),
@@ -98,7 +99,7 @@ def command(
     click.echo(f"loading model {model}...", err=True)
     service.load()  # a missing bundle is a one-line error here, before we listen
     b = service.bundle
-    click.echo(f"model {b.model} ({b.variant}) from {b.root}", err=True)
+    click.echo(f"model {b.model} ({b.variant}, {service.engine}) from {b.root}", err=True)
     if not vendor_present():
         click.echo(
             "note: on-device mode is off: run scripts/fetch_web_vendor.sh to install onnxruntime-web",

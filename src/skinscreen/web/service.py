@@ -16,7 +16,7 @@ import time
 from fastapi import HTTPException
 
 from skinscreen import DISCLAIMER
-from skinscreen.engine.bundle import Bundle, open_bundle
+from skinscreen.engine.bundle import Bundle
 from skinscreen.errors import BundleError, ImageError, PromptError, SkinscreenError
 from skinscreen.web import assessment, render
 from skinscreen.web.cache import LRUCache
@@ -44,6 +44,7 @@ class SegmentService:
         self._lock = threading.Lock()  # predictor state + ORT sessions
         self._load_lock = threading.Lock()
         self._bundle: Bundle | None = None
+        self._engine: str | None = None  # "onnxruntime" | "openvino", picked with the bundle
         self._predictor = None
         self.cache: LRUCache = LRUCache(
             settings.cache_entries, settings.cache_bytes, _encoding_bytes
@@ -55,10 +56,17 @@ class SegmentService:
         """The verified model bundle (sha256-checked once, then kept)."""
         with self._load_lock:
             if self._bundle is None:
+                from skinscreen.engine.select import open_for_engine
+
                 s = self.settings
-                self._bundle = open_bundle(
-                    s.model, root=s.bundle_dir, variant=s.variant, build_if_missing=False
+                self._bundle, choice = open_for_engine(
+                    s.model,
+                    root=s.bundle_dir,
+                    variant=s.variant,
+                    engine=s.engine,
+                    build_if_missing=False,
                 )
+                self._engine = choice.engine
             return self._bundle
 
     def predictor(self):
@@ -69,9 +77,15 @@ class SegmentService:
                 from skinscreen.predictor import LesionPredictor
 
                 self._predictor = LesionPredictor(
-                    bundle.model, bundle=bundle, threads=self.settings.threads
+                    bundle.model, bundle=bundle, threads=self.settings.threads, engine=self._engine
                 )
             return self._predictor
+
+    @property
+    def engine(self) -> str:
+        """The inference engine in use (``onnxruntime`` or ``openvino``)."""
+        _ = self.bundle
+        return self._engine or "onnxruntime"
 
     @property
     def loaded(self) -> bool:

@@ -26,6 +26,8 @@ class WebSettings:
         variant: bundle variant (None: the manifest's default).
         bundle_dir: explicit bundle directory (None: ``skinscreen.paths.bundle_dir(model)``).
         threads: ONNX Runtime intra-op threads (None: the engine's default).
+        engine: ``auto``/``onnxruntime``/``openvino`` (None: ``$SKINSCREEN_ENGINE`` or auto; see
+            :mod:`skinscreen.engine.select`).
         max_upload_bytes: uploads larger than this get HTTP 413.
         max_pixels: photos with more pixels than this get HTTP 413.
         cache_entries, cache_bytes: bounds of the in-memory encoding LRU (never on disk).
@@ -37,6 +39,7 @@ class WebSettings:
     variant: str | None = None
     bundle_dir: Path | None = None
     threads: int | None = None
+    engine: str | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_PIXELS
     cache_entries: int = CACHE_ENTRIES

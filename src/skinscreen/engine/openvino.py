@@ -1,0 +1,163 @@
+"""OpenVINO engine for bundle encoder/decoder graphs (x86 CPUs; optional ``fast`` extra).
+
+OpenVINO reads the bundle's fp32 ONNX files directly (no files of its own). With
+``INFERENCE_PRECISION_HINT=bf16`` it runs matrix multiplies and convolutions in bfloat16 on CPUs
+that have native bf16 (AVX512-BF16 or AMX); on other CPUs it would emulate or fall back, so
+:func:`cpu_supports_bf16` is checked first and precision ``"fp32"`` is used there. Which precision
+a bundle may use automatically is decided by the accuracy gate (``openvino-bf16`` variant in the
+manifest, see :mod:`skinscreen.engine.select`).
+
+Compiled models are cached under ``$SKINSCREEN_HOME/openvino-cache`` (OpenVINO's ``CACHE_DIR``:
+compiled graphs keyed by a hash of the model and the settings, never images), which shortens the
+next process's start; ``SKINSCREEN_OPENVINO_CACHE=0`` turns it off.
+
+Runtime path: never imports torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from skinscreen.engine.onnx import default_threads
+from skinscreen.errors import BundleError, MissingExtraError
+
+PRECISIONS = ("bf16", "fp32")
+_OV_PRECISION = {"bf16": "bf16", "fp32": "f32"}
+CACHE_ENV = "SKINSCREEN_OPENVINO_CACHE"
+
+
+def openvino_available() -> bool:
+    """True when the ``openvino`` package can be imported (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def core():
+    """The process-wide ``openvino.Core`` (created once)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise MissingExtraError("fast", "the OpenVINO engine") from None
+    return ov.Core()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True when OpenVINO's CPU plugin reports native bf16 (``OPTIMIZATION_CAPABILITIES``)."""
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def openvino_version() -> str:
+    import openvino as ov
+
+    return ov.__version__
+
+
+def cache_dir() -> Path | None:
+    """Where compiled models are cached: ``<skinscreen home>/openvino-cache``; None when
+    ``$SKINSCREEN_OPENVINO_CACHE`` is ``0``/``off``/``false``."""
+    if os.environ.get(CACHE_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    from skinscreen import paths
+
+    return paths.home() / "openvino-cache"
+
+
+def compile_config(precision: str, threads: int, cache: Path | None) -> dict:
+    """The CPU plugin settings used for every graph (also recorded in the manifest)."""
+    cfg = {
+        "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
+        "INFERENCE_NUM_THREADS": int(threads),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    if cache is not None:
+        cfg["CACHE_DIR"] = str(cache)
+    return cfg
+
+
+def compile_graph(path: str | Path, precision: str, threads: int, cache: Path | None):
+    """``core().compile_model(path, "CPU", config)``; a cache directory that cannot be used
+    (read-only home, full disk) is dropped rather than failing."""
+    if precision not in PRECISIONS:
+        raise BundleError(
+            f"unknown OpenVINO precision {precision!r}: choose {', '.join(PRECISIONS)}"
+        )
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            return core().compile_model(str(path), "CPU", compile_config(precision, threads, cache))
+        except (OSError, RuntimeError):
+            pass  # retried without the cache below; a broken model fails there with its message
+    try:
+        return core().compile_model(str(path), "CPU", compile_config(precision, threads, None))
+    except RuntimeError as e:
+        raise BundleError(f"cannot load {path} in OpenVINO: {str(e).splitlines()[0]}") from None
+
+
+class OpenVinoEngine:
+    """Encoder + decoder compiled by OpenVINO for the CPU.
+
+    Same interface as :class:`skinscreen.engine.onnx.OnnxEngine`:
+    ``encode(x)``: ``(1, 3, S, S)`` float32 -> embedding ``(1, C, h, w)`` float32 (a copy).
+    ``decode(emb, box)``: embedding and a ``(1, 4)`` XYXY box in model-input pixels ->
+    (low-res logits ``(L, L)`` float32, predicted IoU float).
+
+    Args:
+        encoder_path, decoder_path: fp32 ONNX graphs of the bundle.
+        threads: ``INFERENCE_NUM_THREADS`` (default :func:`skinscreen.engine.onnx.default_threads`).
+        precision: ``"bf16"`` or ``"fp32"`` (``INFERENCE_PRECISION_HINT`` bf16 / f32).
+        cache: compiled-model cache directory (default :func:`cache_dir`; None: no cache).
+    """
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        encoder_path: Path,
+        decoder_path: Path,
+        *,
+        threads: int | None = None,
+        precision: str = "bf16",
+        cache: Path | None | str = "default",
+    ):
+        threads = threads or default_threads()
+        cache_path = cache_dir() if cache == "default" else (Path(cache) if cache else None)
+        self.precision = precision
+        self.threads = threads
+        self.encoder = compile_graph(encoder_path, precision, threads, cache_path)
+        self.decoder = compile_graph(decoder_path, precision, threads, cache_path)
+        self._enc_req = self.encoder.create_infer_request()
+        self._dec_req = self.decoder.create_infer_request()
+        self._enc_in = self.encoder.inputs[0].get_any_name()
+        self._dec_in = [i.get_any_name() for i in self.decoder.inputs]
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        out = self._enc_req.infer({self._enc_in: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.asarray(out[0], dtype=np.float32)
+
+    def decode(self, embedding: np.ndarray, box_model: np.ndarray) -> tuple[np.ndarray, float]:
+        feeds = {
+            self._dec_in[0]: np.ascontiguousarray(embedding, dtype=np.float32),
+            self._dec_in[1]: np.asarray(box_model, dtype=np.float32).reshape(1, 4),
+        }
+        out = self._dec_req.infer(feeds)
+        logits, iou = out[0], out[1]
+        return np.asarray(logits[0, 0], dtype=np.float32), float(np.asarray(iou).ravel()[0])
+
+    def describe(self) -> dict:
+        """Engine, version, precision actually compiled and the settings (for reports)."""
+        return {
+            "engine": "openvino",
+            "openvino": openvino_version(),
+            "precision": self.precision,
+            "inference_precision": self.encoder.get_property(
+                "INFERENCE_PRECISION_HINT"
+            ).to_string(),
+            "threads": self.threads,
+        }

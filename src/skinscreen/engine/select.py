@@ -1,0 +1,226 @@
+"""Which inference engine runs a bundle: ONNX Runtime or OpenVINO.
+
+``engine="auto"`` (the default) picks OpenVINO bf16 only when all three hold:
+
+1. the ``openvino`` package is importable (``pip install "skinscreen[fast]"``),
+2. the bundle's manifest has an ``openvino-bf16`` variant whose accuracy gate passed (measured at
+   export against the fp32 PyTorch model, not forced), and
+3. OpenVINO's CPU plugin reports native bf16 on this CPU (AVX512-BF16 or AMX).
+
+Otherwise it runs the manifest's ``default_variant`` in ONNX Runtime. An explicit ``variant``
+decides the engine by its format (``openvino-*`` -> OpenVINO, anything else -> ONNX Runtime).
+``engine="openvino"`` asks for OpenVINO explicitly: the gated ``openvino-bf16`` variant on a bf16
+CPU, else the ``onnx-fp32`` files at fp32 (``variant="openvino-bf16"`` runs bf16 even when its gate
+failed and it was written with ``--force``, like any explicitly chosen variant).
+``engine="onnxruntime"`` never uses OpenVINO.
+
+:func:`choose_engine` is pure (every fact is an argument); :func:`open_for_engine` gathers the
+facts, checking the CPU only when the answer depends on it (importing openvino costs ~0.2 s).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from skinscreen.engine.bundle import Bundle, open_bundle, verify_files
+from skinscreen.errors import BundleError, MissingExtraError, SkinscreenError
+
+ENGINES = ("auto", "onnxruntime", "openvino")
+ENGINE_ENV = "SKINSCREEN_ENGINE"
+OPENVINO_VARIANT = "openvino-bf16"
+OPENVINO_FP32_FALLBACK = "onnx-fp32"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine and variant a predictor runs.
+
+    Attributes:
+        engine: ``"onnxruntime"`` or ``"openvino"``.
+        variant: manifest variant key whose files are loaded.
+        precision: execution precision (``"fp32"``, ``"int8"``, ``"fp16"``, ``"bf16"``).
+        reason: one line saying why (shown by ``skinscreen models`` and in bench output).
+    """
+
+    engine: str
+    variant: str
+    precision: str
+    reason: str
+
+    @property
+    def label(self) -> str:
+        """``"openvino-bf16"``, ``"onnxruntime onnx-int8"``: engine and precision in one word."""
+        if self.engine == "openvino":
+            return f"openvino-{self.precision}"
+        return f"onnxruntime {self.variant}"
+
+
+def default_engine() -> str:
+    """``$SKINSCREEN_ENGINE`` or ``"auto"``."""
+    return os.environ.get(ENGINE_ENV, "").strip().lower() or "auto"
+
+
+def gate_passed(variant_info: dict) -> bool:
+    """True when the variant's accuracy gate passed without ``--force``."""
+    gate = variant_info.get("accuracy", {}).get("gate", {})
+    return bool(gate.get("passed", False)) and not gate.get("forced", False)
+
+
+def _is_openvino(variant_info: dict) -> bool:
+    return variant_info.get("engine") == "openvino" or variant_info.get("format") == "openvino"
+
+
+def choose_engine(
+    manifest: dict,
+    *,
+    variant: str | None = None,
+    engine: str = "auto",
+    openvino_available: bool,
+    cpu_bf16: bool | Callable[[], bool],
+) -> EngineChoice:
+    """Decide engine and variant from explicit facts (no imports, no model runs).
+
+    Args:
+        manifest: the bundle's ``manifest.json`` dict.
+        variant: variant the caller asked for (None: let the engine rule decide).
+        engine: ``auto``, ``onnxruntime`` or ``openvino``.
+        openvino_available: whether ``import openvino`` would work.
+        cpu_bf16: whether the CPU has native bf16 (or a callable asked only when needed).
+
+    Raises :class:`SkinscreenError` for impossible requests (unknown engine, an OpenVINO variant
+    with ``engine="onnxruntime"``, an INT8/FP16 variant with ``engine="openvino"``) and
+    :class:`MissingExtraError` when OpenVINO is asked for but not installed.
+    """
+    if engine not in ENGINES:
+        raise SkinscreenError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    variants = manifest["variants"]
+    if variant is not None and variant not in variants:
+        raise BundleError(f"bundle has no variant {variant!r}; available: {', '.join(variants)}")
+
+    def bf16() -> bool:
+        return bool(cpu_bf16() if callable(cpu_bf16) else cpu_bf16)
+
+    def ort(key: str, reason: str) -> EngineChoice:
+        return EngineChoice("onnxruntime", key, variants[key].get("precision", "fp32"), reason)
+
+    def ov(key: str, reason: str) -> EngineChoice:
+        precision = "bf16" if _is_openvino(variants[key]) else "fp32"
+        return EngineChoice("openvino", key, precision, reason)
+
+    default = manifest["default_variant"]
+    if engine == "onnxruntime":
+        key = variant or default
+        if _is_openvino(variants[key]):
+            raise SkinscreenError(
+                f"variant {key} runs only in OpenVINO: drop --engine onnxruntime or pick another "
+                "--variant"
+            )
+        return ort(key, "engine onnxruntime requested")
+
+    if engine == "openvino":
+        if not openvino_available:
+            raise MissingExtraError("fast", "--engine openvino")
+        if variant is not None:
+            info = variants[variant]
+            if _is_openvino(info):
+                if not bf16():
+                    raise SkinscreenError(
+                        f"variant {variant} needs a CPU with native bf16 (AVX512-BF16 or AMX); "
+                        "use --variant onnx-fp32 --engine openvino for fp32"
+                    )
+                return ov(variant, "engine openvino requested")
+            if info.get("format", "onnx") == "onnx" and info.get("precision") == "fp32":
+                return ov(variant, "engine openvino requested (fp32 files run at fp32)")
+            raise SkinscreenError(
+                f"engine openvino runs {OPENVINO_VARIANT} or {OPENVINO_FP32_FALLBACK}, not "
+                f"{variant}: drop --variant or use --engine onnxruntime"
+            )
+        info = variants.get(OPENVINO_VARIANT)
+        if info is not None and gate_passed(info) and bf16():
+            return ov(OPENVINO_VARIANT, "engine openvino requested; CPU has bf16, gate passed")
+        if OPENVINO_FP32_FALLBACK not in variants:
+            raise BundleError(f"bundle has no {OPENVINO_FP32_FALLBACK} files for OpenVINO")
+        if info is None:
+            why = f"no {OPENVINO_VARIANT} variant"
+        elif not gate_passed(info):
+            why = f"{OPENVINO_VARIANT} did not pass the accuracy gate"
+        else:
+            why = "this CPU has no native bf16"
+        return ov(OPENVINO_FP32_FALLBACK, f"engine openvino requested; {why}: fp32")
+
+    # auto
+    if variant is not None:
+        if _is_openvino(variants[variant]):
+            if not openvino_available:
+                raise MissingExtraError("fast", f"variant {variant}")
+            if not bf16():
+                raise SkinscreenError(
+                    f"variant {variant} needs a CPU with native bf16 (AVX512-BF16 or AMX); pick "
+                    "another --variant"
+                )
+            return ov(variant, f"variant {variant} requested")
+        return ort(variant, f"variant {variant} requested")
+    info = variants.get(OPENVINO_VARIANT)
+    if info is None:
+        return ort(default, f"bundle has no {OPENVINO_VARIANT} variant")
+    if not gate_passed(info):
+        return ort(default, f"{OPENVINO_VARIANT} did not pass the accuracy gate")
+    if not openvino_available:
+        return ort(default, 'openvino is not installed (pip install "skinscreen[fast]")')
+    if not bf16():
+        return ort(default, "this CPU has no native bf16")
+    return ov(OPENVINO_VARIANT, "openvino installed, CPU has bf16, gate passed")
+
+
+def open_for_engine(
+    model: str | None = "litemedsam",
+    *,
+    root: str | Path | None = None,
+    variant: str | None = None,
+    engine: str | None = None,
+    build_if_missing: bool = True,
+) -> tuple[Bundle, EngineChoice]:
+    """Open (and sha256-verify) the bundle files of the variant the engine rule picks."""
+    from skinscreen.engine import openvino as ovmod
+
+    engine = engine or default_engine()
+    first = open_bundle(
+        model, root=root, variant=variant, build_if_missing=build_if_missing, verify=False
+    )
+    choice = choose_engine(
+        first.manifest,
+        variant=variant,
+        engine=engine,
+        openvino_available=ovmod.openvino_available(),
+        cpu_bf16=ovmod.cpu_supports_bf16,
+    )
+    verify_files(first.root, first.manifest, choice.variant)
+    return Bundle(root=first.root, manifest=first.manifest, variant=choice.variant), choice
+
+
+def choice_for_bundle(bundle: Bundle, engine: str | None = None) -> EngineChoice:
+    """The engine for an already opened bundle (its variant is fixed)."""
+    from skinscreen.engine import openvino as ovmod
+
+    return choose_engine(
+        bundle.manifest,
+        variant=bundle.variant,
+        engine=engine or default_engine(),
+        openvino_available=ovmod.openvino_available(),
+        cpu_bf16=ovmod.cpu_supports_bf16,
+    )
+
+
+def make_engine(bundle: Bundle, choice: EngineChoice, threads: int | None = None):
+    """Create the encoder/decoder engine for ``choice`` on ``bundle``'s files."""
+    enc, dec = bundle.file("encoder"), bundle.file("decoder")
+    if choice.engine == "openvino":
+        from skinscreen.engine.openvino import OpenVinoEngine
+
+        return OpenVinoEngine(enc, dec, threads=threads, precision=choice.precision)
+    from skinscreen.engine.onnx import OnnxEngine
+
+    return OnnxEngine(enc, dec, threads=threads)
