@@ -34,8 +34,10 @@ import click
     "--format",
     "formats",
     default=None,
-    help="Comma-separated formats: onnx,ort,coreml (default onnx). ort = ONNX Runtime Mobile "
-    "(.ort + reduced-operator config); coreml = .mlpackage (iOS16+, compute units ALL).",
+    help="Comma-separated formats: onnx,ort,coreml,openvino (default onnx, plus openvino when "
+    "the 'fast' extra is installed and the CPU has bf16). ort = ONNX Runtime Mobile "
+    "(.ort + reduced-operator config); coreml = .mlpackage (iOS16+, compute units ALL); "
+    "openvino = the openvino-bf16 variant (the fp32 ONNX files run by OpenVINO at bf16, gated).",
 )
 @click.option(
     "--precision",
@@ -67,6 +69,7 @@ def command(
       skinscreen export --model medsam-vitb --checkpoint medsam_vit_b.pth
       skinscreen export --out bundles/litemedsam --force
       skinscreen export --format onnx,ort,coreml --precision fp32,fp16,int8
+      skinscreen export --format openvino   # add openvino-bf16 to the existing bundle
     """
     import time
 
@@ -86,9 +89,11 @@ def command(
         )
         if not images:
             raise click.UsageError(f"no .jpg/.png photos in {parity_images}")
+    from skinscreen.export.openvino_variant import openvino_step, split_formats
     from skinscreen.export.variants import export_variants_step, validate_choices
 
-    validate_choices(formats, precisions)
+    other_formats, openvino_asked = split_formats(formats)
+    validate_choices(other_formats, precisions)
     click.echo(f"exporting {model} (this takes a minute)...", err=True)
     t0 = time.perf_counter()
     if (target / "manifest.json").is_file() and not force and (formats or precisions):
@@ -97,8 +102,19 @@ def command(
         root = export_bundle(
             model=model, out_dir=out_dir, checkpoint=checkpoint, parity_images=images, force=force
         )
-    export_variants_step(
-        root, formats, precisions, force, lambda m: click.echo(m, err=True), checkpoint
+
+    def say(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    if not (openvino_asked and other_formats is None and precisions is None):
+        export_variants_step(root, other_formats, precisions, force, say, checkpoint)
+    openvino_step(
+        root,
+        asked=openvino_asked,
+        default=formats is None and precisions is None and checkpoint is None,
+        force=force,
+        say=say,
+        checkpoint=checkpoint,
     )
     seconds = time.perf_counter() - t0
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))

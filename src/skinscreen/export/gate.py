@@ -3,7 +3,8 @@
 Reference: the fp32 PyTorch model (:class:`skinscreen.export.reference.TorchReference`), with the
 runtime's own pre- and post-processing. For each gate photo and its prompt box the reference mask
 is computed once; each ONNX / ORT variant then runs end to end in onnxruntime (its own encoder
-*and* decoder) and its mask is compared with the reference (Dice) and with the expert mask.
+*and* decoder; the ``openvino-bf16`` variant in OpenVINO, :func:`measure_engine`) and its mask is
+compared with the reference (Dice) and with the expert mask.
 
 Rule: a variant passes when the mean mask Dice vs fp32 is >= :data:`MEAN_DICE_MIN` (0.99) and the
 worst image is >= :data:`WORST_DICE_MIN` (0.95). CoreML variants cannot run on Linux (prediction
@@ -172,6 +173,38 @@ def measure_onnx(reference: GateReference, encoder: Path, decoder: Path) -> dict
         times.append((time.perf_counter() - t0) * 1e3)
         logits = dec.run(None, {dec_in[0]: emb.astype(emb_dtype), dec_in[1]: c.box_model})[0]
         mask = _mask(reference.spec, logits[0, 0], c.transform)
+        vs_ref.append(dice(mask, c.ref_mask))
+        if c.truth is not None:
+            vs_truth.append(dice(mask, c.truth))
+        emb_diff = max(emb_diff, float(np.abs(emb.astype(np.float32) - c.ref_embedding).max()))
+    rec = {
+        "reference": "PyTorch fp32 (same pre/post-processing), tight expert box prompts",
+        "mask_dice_vs_fp32_mean": round(float(np.mean(vs_ref)), 6),
+        "mask_dice_vs_fp32_min": round(float(np.min(vs_ref)), 6),
+        "mask_dice_vs_fp32": [round(v, 6) for v in vs_ref],
+        "embedding_max_abs_diff": round(emb_diff, 6),
+        "n_images": len(vs_ref),
+        "images": reference.images,
+        "encoder_ms_median": round(float(np.median(times)), 1),
+    }
+    if vs_truth:
+        rec["dice_vs_expert_mean"] = round(float(np.mean(vs_truth)), 6)
+        rec["n_expert_masks"] = len(vs_truth)
+    return rec
+
+
+def measure_engine(reference: GateReference, engine) -> dict:
+    """Like :func:`measure_onnx` for any runtime engine (``encode(x)`` -> embedding,
+    ``decode(embedding, box_model)`` -> (logits ``(L, L)``, IoU); e.g.
+    :class:`skinscreen.engine.openvino.OpenVinoEngine`): the same photos, boxes, post-processing
+    and record keys, so every engine passes the same gate."""
+    vs_ref, vs_truth, emb_diff, times = [], [], 0.0, []
+    for c in reference.cases:
+        t0 = time.perf_counter()
+        emb = engine.encode(c.x)
+        times.append((time.perf_counter() - t0) * 1e3)
+        logits, _ = engine.decode(emb, c.box_model)
+        mask = _mask(reference.spec, logits, c.transform)
         vs_ref.append(dice(mask, c.ref_mask))
         if c.truth is not None:
             vs_truth.append(dice(mask, c.truth))

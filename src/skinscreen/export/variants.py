@@ -55,6 +55,8 @@ CALIBRATION_PHOTOS = 16
 CPU_PREFERENCE = ("onnx-int8", "ort-int8", "onnx-fp32", "ort-fp32", "onnx-fp16", "ort-fp16")
 PLATFORM_PREFERENCE = {
     "cpu-x86_64": CPU_PREFERENCE,
+    # x86-64 with native bf16 and the Python runtime's OpenVINO engine (skinscreen.engine.select)
+    "cpu-x86_64-bf16": ("openvino-bf16", *CPU_PREFERENCE),
     "android": ("ort-int8", "ort-fp32", "ort-fp16"),
     "ios": ("coreml-fp16", "coreml-int8", "coreml-fp32", "ort-int8", "ort-fp32"),
 }
@@ -467,6 +469,21 @@ def platform_defaults(variants: dict) -> dict:
 _REFERENCES: dict[tuple, tuple] = {}
 
 
+def gate_reference(spec, checkpoint: Path | None = None, gate_images: list[Path] | None = None):
+    """(PyTorch model, :class:`~skinscreen.export.gate.GateReference`) for the gate photos,
+    computed once per process for the same model, weights and photos."""
+    from skinscreen.export.gate import GateReference, gate_cases
+    from skinscreen.export.reference import load_model
+
+    cases = gate_cases(gate_images)
+    key = (spec.name, str(checkpoint), tuple(str(c.image) for c in cases))
+    if key not in _REFERENCES:  # one PyTorch pass per process for the same model and photos
+        _REFERENCES.clear()
+        net = load_model(spec, checkpoint)
+        _REFERENCES[key] = (net, GateReference.build(spec, net, cases))
+    return _REFERENCES[key]
+
+
 def add_variants(
     bundle_dir: str | Path,
     formats: Iterable[str] = ("onnx",),
@@ -496,13 +513,11 @@ def add_variants(
     """
     from skinscreen.engine.bundle import read_manifest, verify_files
     from skinscreen.export import require_torch
-    from skinscreen.export.gate import GateReference, gate_cases, gate_record, measure_onnx
+    from skinscreen.export.gate import gate_record, measure_onnx
     from skinscreen.spec import get_spec
 
     require_torch("building bundle variants")
     import torch
-
-    from skinscreen.export.reference import load_model
 
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
@@ -520,13 +535,7 @@ def add_variants(
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     say("loading the PyTorch model and computing fp32 reference masks on the gate photos")
-    cases = gate_cases(gate_images)
-    key = (spec.name, str(checkpoint), tuple(str(c.image) for c in cases))
-    if key not in _REFERENCES:  # one PyTorch pass per process for the same model and photos
-        _REFERENCES.clear()
-        net = load_model(spec, checkpoint)
-        _REFERENCES[key] = (net, GateReference.build(spec, net, cases))
-    net, reference = _REFERENCES[key]
+    net, reference = gate_reference(spec, checkpoint, gate_images)
 
     work = Path(tempfile.mkdtemp(prefix=".variants-tmp-", dir=root))
     results: dict[str, VariantResult] = {}
