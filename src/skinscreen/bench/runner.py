@@ -31,7 +31,7 @@ from skinscreen.io.image import load_image, load_mask
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
 
 STAGES = ("load", "preprocess", "encoder", "decoder", "postprocess", "file_to_mask", "reprompt")
-RUNNABLE_FORMATS = ("onnx", "ort")
+RUNNABLE_FORMATS = ("onnx", "ort")  # + "openvino" where it can run (runnable_formats)
 TARGETS = {
     "speedup_vs_pytorch_min": 4.0,
     "reprompt_ms_max": 15.0,
@@ -84,6 +84,11 @@ def machine_description() -> dict:
     import onnxruntime
 
     info["onnxruntime"] = onnxruntime.__version__
+    from skinscreen.engine import openvino as ovmod
+
+    if ovmod.openvino_available():
+        info["openvino"] = ovmod.openvino_version()
+        info["openvino_bf16"] = ovmod.cpu_supports_bf16()
     info["numpy"] = np.__version__
     if hasattr(os, "getloadavg"):
         info["load_average_1m_start"] = round(os.getloadavg()[0], 2)
@@ -133,6 +138,30 @@ def ort_matmul_peak(threads: int, n: int = 1024, seconds: float = 1.0) -> float 
         s.run(None, feeds)
         best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
     return round(best, 1)
+
+
+def runnable_formats() -> tuple[str, ...]:
+    """Variant formats this machine can time: ONNX/ORT always; ``openvino`` when the package is
+    installed and the CPU has native bf16 (the only OpenVINO variant is ``openvino-bf16``)."""
+    from skinscreen.engine import openvino as ovmod
+
+    if ovmod.openvino_available() and ovmod.cpu_supports_bf16():
+        return (*RUNNABLE_FORMATS, "openvino")
+    return RUNNABLE_FORMATS
+
+
+def default_choice(manifest: dict):
+    """The engine and variant ``LesionPredictor()`` picks here (``engine="auto"``): the pipeline
+    whose speedup is reported as ``speedup_vs_pytorch``."""
+    from skinscreen.engine import openvino as ovmod
+    from skinscreen.engine.select import choose_engine
+
+    return choose_engine(
+        manifest,
+        engine="auto",
+        openvino_available=ovmod.openvino_available(),
+        cpu_bf16=ovmod.cpu_supports_bf16,
+    )
 
 
 # -- photos ----------------------------------------------------------------------------------------
@@ -283,9 +312,8 @@ def run_bench(
     say = say or (lambda m: None)
     bundle = open_bundle(model, root=bundle_dir)
     root, manifest = bundle.root, bundle.manifest
-    runnable = [
-        k for k, v in manifest["variants"].items() if v.get("format", "onnx") in RUNNABLE_FORMATS
-    ]
+    formats = runnable_formats()
+    runnable = [k for k, v in manifest["variants"].items() if v.get("format", "onnx") in formats]
     keys = variants or runnable
     unknown = [k for k in keys if k not in runnable]
     if unknown:
@@ -294,13 +322,20 @@ def run_bench(
         )
     if pytorch is None:
         pytorch = importlib.util.find_spec("torch") is not None
+    auto = default_choice(manifest)
     photos = bench_photos(images, limit)
     result: dict = {
         "machine": machine_description(),
         "threads": threads,
         "bundle": str(root),
         "model": manifest["model"],
-        "default_variant": manifest["default_variant"],
+        "default_variant": auto.variant,  # what LesionPredictor() runs here (engine="auto")
+        "default_engine": {
+            "engine": auto.engine,
+            "precision": auto.precision,
+            "reason": auto.reason,
+        },
+        "manifest_default_variant": manifest["default_variant"],
         "images": {
             "dir": str(photos[0][0].parent),
             "n": len(photos),
@@ -380,6 +415,7 @@ def run_bench(
             v = manifest["variants"][n]
             rec["size_mb"] = round(bundle.size_bytes(n) / 1e6, 2)
             rec["format"], rec["precision"] = v.get("format"), v.get("precision")
+            rec["engine"] = predictors[n].engine_choice.engine
             rec["gate"] = v.get("accuracy", {}).get("gate")
         if enc_gflop:
             rec["encoder_gflops_achieved"] = round(enc_gflop / (rec["encoder"]["median"] / 1e3), 1)
@@ -430,7 +466,7 @@ def run_bench(
     if levers:
         from skinscreen.bench.levers import measure_levers
 
-        d = result["default_variant"]
+        d = result["manifest_default_variant"]  # ONNX Runtime settings: the ORT default
         say(f"levers: ONNX Runtime settings on the {d} encoder")
         ort_key = "ort-" + manifest["variants"][d].get("precision", "fp32")
         ort_enc = None
