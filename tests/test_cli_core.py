@@ -129,9 +129,9 @@ def test_batch_with_a_failure_exits_1_and_names_it(tmp_path):
 
 
 def test_tampered_bundle_is_refused(tmp_path):
-    from skinscreen.engine.bundle import open_bundle
+    from skinscreen.engine.select import open_for_engine
 
-    bundle = open_bundle("litemedsam")
+    bundle, _ = open_for_engine("litemedsam")  # the variant `segment` runs here (engine auto)
     copy = tmp_path / "bundle"
     shutil.copytree(bundle.root, copy)
     dec = copy / bundle.file("decoder").relative_to(bundle.root)  # the default variant's decoder
