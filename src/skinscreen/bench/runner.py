@@ -1,6 +1,7 @@
 """The benchmark: every pipeline on the same photos in one run, interleaved photo by photo.
 
-Per pipeline (PyTorch reference, then each runnable bundle variant: ``onnx-*`` and ``ort-*``):
+Per pipeline (PyTorch reference, then each runnable bundle variant: ``onnx-*``, ``ort-*`` and,
+where OpenVINO and a bf16 CPU are present, ``openvino-bf16``):
 stage times (load, preprocess, encoder, decoder, postprocess), whole file -> mask, re-prompt
 (decoder + post-processing on the cached embedding), cold start (a new process to its first mask)
 and that process's peak RSS, bundle size, and mask Dice vs the fp32 PyTorch masks. Interleaving

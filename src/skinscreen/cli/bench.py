@@ -34,7 +34,8 @@ import click
 @click.option(
     "--variants",
     default=None,
-    help="Comma-separated variants to time (default: every onnx-*/ort-* variant).",
+    help="Comma-separated variants to time (default: every onnx-*/ort-* variant, and "
+    "openvino-bf16 where OpenVINO and a bf16 CPU are present).",
 )
 @click.option(
     "--threads",
@@ -74,7 +75,8 @@ def command(
     (load, preprocess, encoder, decoder, postprocess), whole file -> mask, re-prompt (decoder +
     post-processing on a cached embedding), cold start (new process to first mask) and its peak
     RSS, bundle size, mask Dice vs the fp32 PyTorch masks, speedup_vs_pytorch of the default
-    variant (ratio of medians), and the encoder's achieved GFLOP/s next to a matrix-multiply peak
+    pipeline (what engine=auto picks here: openvino-bf16 when gated and runnable, else the
+    manifest's default variant; ratio of medians), and the encoder's achieved GFLOP/s next to a matrix-multiply peak
     measured in the same run. Medians in ms unless stated.
 
     \b
@@ -105,6 +107,8 @@ def command(
         f"{result['images']['n']} photos from {result['images']['dir']}"
     )
     click.echo(markdown_table(result) if markdown else _plain(result))
+    de = result["default_engine"]
+    click.echo(f"default pipeline: {result['default_variant']} ({de['engine']}; {de['reason']})")
     if "speedup_vs_pytorch" in result:
         click.echo(
             f"speedup_vs_pytorch ({result['default_variant']}): {result['speedup_vs_pytorch']}x"
