@@ -39,7 +39,16 @@ def split_formats(formats: str | None) -> tuple[str | None, bool]:
     ``"openvino"`` alone -> (None, True)."""
     if formats is None:
         return None, False
+    from skinscreen.errors import SkinscreenError
+    from skinscreen.export.variants import FORMATS
+
     items = [s.strip() for s in formats.split(",") if s.strip()]
+    bad = [s for s in items if s.lower() not in (*FORMATS, FORMAT)]
+    if bad or not items:
+        raise SkinscreenError(
+            f"unknown format {', '.join(bad) or '(empty)'}: choose any of "
+            f"{','.join((*FORMATS, FORMAT))}"
+        )
     asked = any(s.lower() == FORMAT for s in items)
     rest = [s for s in items if s.lower() != FORMAT]
     return (",".join(rest) if rest else None), asked
