@@ -26,6 +26,13 @@ EXAMPLES = ROOT / "examples"
 PHOTOS = sorted((EXAMPLES / "images").glob("*.jpg")) + sorted((EXAMPLES / "phone").glob("*.jpg"))
 
 
+@pytest.fixture(autouse=True)
+def _no_compiled_model_cache(monkeypatch):
+    """Tests compile bundles in temporary folders: keep them out of the user's OpenVINO cache
+    (subprocesses inherit the variable; the cache test sets its own home)."""
+    monkeypatch.setenv("SKINSCREEN_OPENVINO_CACHE", "0")
+
+
 def _has_openvino() -> bool:
     from skinscreen.engine.openvino import openvino_available
 
@@ -351,6 +358,7 @@ def test_compiled_model_cache_stays_under_skinscreen_home(ov_bundle, tmp_path):
     import os
 
     env = {**os.environ, "SKINSCREEN_HOME": str(home)}
+    env.pop("SKINSCREEN_OPENVINO_CACHE")
     areas = []
     for _ in range(2):  # second run loads the compiled graphs from the cache
         r = subprocess.run(
@@ -368,6 +376,20 @@ def test_compiled_model_cache_stays_under_skinscreen_home(ov_bundle, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
     assert r.returncode == 0 and int(r.stdout) == areas[0] and not home.exists()
+
+
+def test_cache_keeps_only_the_newest_blobs(tmp_path):
+    import os
+
+    from skinscreen.engine.openvino import prune_cache
+
+    for i in range(5):
+        f = tmp_path / f"{i}.blob"
+        f.write_bytes(b"x")
+        os.utime(f, (1000 + i, 1000 + i))
+    (tmp_path / "notes.txt").write_text("not ours")
+    prune_cache(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3.blob", "4.blob", "notes.txt"]
 
 
 def test_bench_has_an_openvino_row_and_reports_the_auto_default(ov_gated):
