@@ -40,6 +40,13 @@ import click
     default=None,
     help="Embedding cache (default: $SKINSCREEN_HOME/distill-cache; filled when missing).",
 )
+@click.option(
+    "--views",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="Cached views per photo to train on: 1 the photo, 2 also its mirror image.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--ship",
@@ -49,7 +56,7 @@ import click
     "provenance and the CV figures), e.g. src/skinscreen/assets/litemedsam-localiser.onnx.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the CV figures as JSON on stdout.")
-def command(data, model, folds, epochs, margins, cache_dir, seed, ship, as_json):
+def command(data, model, folds, epochs, margins, cache_dir, views, seed, ship, as_json):
     """Train the automatic-mode localiser head on labelled photos and report k-fold CV figures.
 
     The head reads the image embedding the encoder already computes, so automatic mode costs
@@ -88,9 +95,9 @@ def command(data, model, folds, epochs, margins, cache_dir, seed, ship, as_json)
         raise SkinscreenError(f"no photo in {data}/images has a mask <id>.png in {masks_dir}")
     teacher = load_teacher(model, use_onnx_bundle=True)
     root = cache_root(cache_dir or default_cache_dir(), model, seed)
-    n = build_cache(teacher, images, root, views=2, seed=seed)
+    n = build_cache(teacher, images, root, views=views, seed=seed)
     click.echo(f"embedding cache {root}: {n} new entries", err=True)
-    ds = load_data(root, masks_dir)
+    ds = load_data(root, masks_dir, views=tuple(range(views)))
     wanted = {p.stem for p in images}
     keep = [r for r, i in enumerate(ds.ids) if i in wanted]
     ds.emb, ds.valid, ds.target = ds.emb[keep], ds.valid[keep], ds.target[keep]
@@ -101,7 +108,13 @@ def command(data, model, folds, epochs, margins, cache_dir, seed, ship, as_json)
     if meta.is_file():
         with meta.open() as f:
             groups = {r["id"]: r.get("modality", "") for r in csv.DictReader(f)}
-    result: dict = {"model": model, "photos": len(set(ds.ids)), "epochs": epochs, "seed": seed}
+    result: dict = {
+        "model": model,
+        "photos": len(set(ds.ids)),
+        "views": views,
+        "epochs": epochs,
+        "seed": seed,
+    }
     best_margin = margin_list[0]
     if folds:
         from skinscreen.predictor import LesionPredictor
