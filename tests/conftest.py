@@ -31,10 +31,13 @@ def shared_dir(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def predictor():
-    """One LiteMedSAM predictor (ONNX Runtime) for the whole session; builds the bundle if needed."""
+    """One LiteMedSAM predictor (ONNX Runtime, the manifest's default variant) for the whole
+    session; builds the bundle if needed. Pinned to ONNX Runtime so figures do not depend on
+    whether this machine's bundle has a gated OpenVINO variant (tests/test_engine_openvino.py
+    covers that engine)."""
     from skinscreen.predictor import LesionPredictor
 
-    return LesionPredictor("litemedsam")
+    return LesionPredictor("litemedsam", engine="onnxruntime")
 
 
 @pytest.fixture(scope="session")

@@ -35,13 +35,21 @@ def test_predict_without_box_on_sample_photos(predictor, sample_pairs):
 def test_refined_candidates_are_ranked_and_inside_the_photo(predictor, sample_image):
     predictor.set_image(sample_image)
     cands = find_lesion_boxes(sample_image, predictor)
-    assert cands and all(c.method == "classical+decoder" for c in cands)
-    assert [c.score for c in cands] == sorted((c.score for c in cands), reverse=True)
+    methods = [c.method for c in cands]
+    assert cands and set(methods) <= {"learned", "classical+decoder"}
+    # the learned localiser's regions (when the model ships one) come first, each group ranked
+    n_learned = methods.count("learned")
+    assert methods[:n_learned] == ["learned"] * n_learned
+    for group in (cands[:n_learned], cands[n_learned:]):
+        assert [c.score for c in group] == sorted((c.score for c in group), reverse=True)
     h, w = sample_image.shape[:2]
     for c in cands:
         x0, y0, x1, y1 = c.box
         assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
-        assert 0.0 <= c.features["iou_prediction"] <= 1.0
+        if c.method == "classical+decoder":
+            assert 0.0 <= c.features["iou_prediction"] <= 1.0
+        else:
+            assert 0.5 <= c.features["probability_peak"] <= 1.0
 
 
 def test_find_lesion_boxes_encodes_a_new_photo_itself(predictor, sample_pairs):

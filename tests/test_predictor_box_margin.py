@@ -101,7 +101,8 @@ def test_margin_is_clipped_to_the_photo(predictor, sample_pairs):
     predictor.set_image(sample_pairs[1][0])
     h, w = predictor.image.shape[:2]
     seg = predictor.predict(box=[0, 0, w / 2, h / 2])
-    assert seg.box_used.tolist() == [0.0, 0.0, w / 2 + 0.05 * w, h / 2 + 0.05 * h]
+    m = predictor.box_margin  # of the half-size box, per side; the left/top sides are clipped
+    assert seg.box_used.tolist() == [0.0, 0.0, w / 2 + m * w / 2, h / 2 + m * h / 2]
     seg = predictor.predict(box=[0, 0, w, h], box_margin=0.15)
     assert seg.box_used.tolist() == [0.0, 0.0, float(w), float(h)]
 
@@ -277,7 +278,7 @@ def test_js_prompt_box_is_python_exactly(node, tmp_path, predictor):
         used = expand_box(given, margin, (h, w)) if margin else given
         assert js["given"] == given.tolist() and js["used"] == used.tolist(), case
         assert math.isclose(js["margin"], margin)
-    assert got[-2]["margin"] == 0.1 and got[-1]["margin"] == 0.0
+    assert got[-2]["margin"] == man["preprocessing"]["box_margin"] and got[-1]["margin"] == 0.0
 
 
 ONDEVICE_HARNESS = r"""
@@ -327,6 +328,16 @@ def test_on_device_js_applies_the_same_margin_as_python(node, tmp_path, predicto
         (tmp_path / f"{img.stem}.rgba").write_bytes(np.ascontiguousarray(rgba).tobytes())
         box = [float(v) for v in expert_box(mask_path)]
         photos.append({"name": img.stem, "w": w, "h": h, "box": box, "path": str(img)})
+    # fp32 on both sides: this checks the margin logic, not how two runtimes quantise
+    # (with onnx-int8 the soft-edged ISIC_0012143 measured Dice 0.984 between them)
+    from skinscreen.predictor import LesionPredictor
+
+    predictor = LesionPredictor(
+        predictor.spec.name,
+        variant="onnx-fp32",
+        bundle_dir=predictor.bundle.root,
+        engine="onnxruntime",
+    )
     meta = {
         "variant": predictor.bundle.variant,
         "manifest": predictor.bundle.manifest,
