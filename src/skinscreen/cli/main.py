@@ -17,13 +17,34 @@ from skinscreen._version import __version__
 # verb -> (module, one-line help). Add a verb by adding a line here and a module in cli/.
 COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("skinscreen.cli.segment", "Segment lesions in photos (box prompt or automatic)."),
-    "assess": ("skinscreen.cli.assess", "Measure lesions (size, ABC features, skin tone, quality); heatmap and HTML report."),
-    "serve": ("skinscreen.cli.serve", "Run the local web app (photo -> box -> outline; on-device mode)."),
-    "distill": ("skinscreen.cli.distill", "Train a smaller, faster student image encoder from a teacher."),
-    "finetune": ("skinscreen.cli.finetune", "Fine-tune the mask decoder on labelled skin photos (k-fold CV)."),
-    "train-localiser": ("skinscreen.cli.train_localiser", "Train the automatic-mode lesion localiser (k-fold CV, then ship)."),
-    "stream": ("skinscreen.cli.stream", "Segment and track a lesion through a video file or camera feed."),
-    "bench": ("skinscreen.cli.bench", "Benchmark PyTorch, ONNX Runtime and every bundle variant on the same photos."),
+    "assess": (
+        "skinscreen.cli.assess",
+        "Measure lesions (size, ABC features, skin tone, quality); heatmap and HTML report.",
+    ),
+    "serve": (
+        "skinscreen.cli.serve",
+        "Run the local web app (photo -> box -> outline; on-device mode).",
+    ),
+    "distill": (
+        "skinscreen.cli.distill",
+        "Train a smaller, faster student image encoder from a teacher.",
+    ),
+    "finetune": (
+        "skinscreen.cli.finetune",
+        "Fine-tune the mask decoder on labelled skin photos (k-fold CV).",
+    ),
+    "train-localiser": (
+        "skinscreen.cli.train_localiser",
+        "Train the automatic-mode lesion localiser (k-fold CV, then ship).",
+    ),
+    "stream": (
+        "skinscreen.cli.stream",
+        "Segment and track a lesion through a video file or camera feed.",
+    ),
+    "bench": (
+        "skinscreen.cli.bench",
+        "Benchmark PyTorch, ONNX Runtime and every bundle variant on the same photos.",
+    ),
     "evaluate": (
         "skinscreen.cli.evaluate",
         "Score masks against expert masks (Dice, Jaccard, ISIC rule).",

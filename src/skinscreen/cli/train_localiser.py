@@ -55,8 +55,17 @@ import click
     help="After CV, train on all photos and write the head here as ONNX (+ a .json with "
     "provenance and the CV figures), e.g. src/skinscreen/assets/litemedsam-localiser.onnx.",
 )
+@click.option(
+    "--data-licence",
+    default="the licences of the training photos apply to weights learned from them: see the "
+    "data folder's SOURCES.md",
+    show_default=False,
+    help="Licence note recorded with the shipped head (the weights derive from the photos).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the CV figures as JSON on stdout.")
-def command(data, model, folds, epochs, margins, cache_dir, views, seed, ship, as_json):
+def command(
+    data, model, folds, epochs, margins, cache_dir, views, seed, ship, data_licence, as_json
+):
     """Train the automatic-mode localiser head on labelled photos and report k-fold CV figures.
 
     The head reads the image embedding the encoder already computes, so automatic mode costs
@@ -152,11 +161,13 @@ def command(data, model, folds, epochs, margins, cache_dir, views, seed, ship, a
                 command="skinscreen train-localiser "
                 + " ".join(shlex.quote(a) for a in sys.argv[2:]),
                 data=data_manifest(images),
+                data_licence=data_licence,
                 note="A screening aid, never a diagnosis.",
             )
             meta_path = ship.with_suffix(".json")
             meta_tmp = meta_path.with_name(f".{meta_path.name}.tmp")
             meta_tmp.write_text(json.dumps(info, indent=1) + "\n")
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
             os.replace(tmp, ship)
             os.replace(meta_tmp, meta_path)
         finally:
