@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Every test (and every CLI child process) runs ONNX Runtime unless it asks for an engine, so
+# figures do not depend on whether this machine's bundle has a gated OpenVINO variant;
+# tests/test_engine_openvino.py clears this to test the auto rule itself.
+os.environ["SKINSCREEN_ENGINE"] = "onnxruntime"
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

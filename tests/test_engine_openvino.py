@@ -30,6 +30,7 @@ PHOTOS = sorted((EXAMPLES / "images").glob("*.jpg")) + sorted((EXAMPLES / "phone
 def _no_compiled_model_cache(monkeypatch):
     """Tests compile bundles in temporary folders: keep them out of the user's OpenVINO cache
     (subprocesses inherit the variable; the cache test sets its own home)."""
+    monkeypatch.delenv("SKINSCREEN_ENGINE", raising=False)  # conftest pins ORT elsewhere
     monkeypatch.setenv("SKINSCREEN_OPENVINO_CACHE", "0")
 
 
