@@ -8,6 +8,7 @@ child's peak RSS from ``os.wait4``. Runtime path only (no torch).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 T_START = time.perf_counter()
 
@@ -38,7 +39,10 @@ def main(argv: list[str]) -> None:
     from skinscreen.predictor import LesionPredictor
 
     t_import = time.perf_counter()
-    p = LesionPredictor(bundle_dir=bundle, variant=variant, threads=threads)
+    from skinscreen.engine.bundle import read_manifest
+
+    model = read_manifest(Path(bundle))["model"]  # a student's bundle holds another model
+    p = LesionPredictor(model, bundle_dir=bundle, variant=variant, threads=threads)
     t_session = time.perf_counter()
     p.set_image(image)
     seg = p.predict(box=[float(v) for v in box.split(",")])
