@@ -79,9 +79,13 @@ class LearnedLocaliser:
 
 def valid_map(t: InputTransform) -> np.ndarray:
     """``(64, 64)`` float32 share of each embedding cell that lies on the photo."""
-    s = t.input_size
-    h, w = t.resized_size
-    v = np.zeros((s, s), np.float32)
+    return cell_share(*t.resized_size, t.input_size)
+
+
+def cell_share(h: int, w: int, size: int) -> np.ndarray:
+    """``(64, 64)`` float32 share of each cell on the photo, for a photo resized to ``(h, w)``
+    and padded bottom/right to ``size`` px (training uses the same function)."""
+    v = np.zeros((size, size), np.float32)
     v[:h, :w] = 1.0
     return cv2.resize(v, (GRID, GRID), interpolation=cv2.INTER_AREA)
 

@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skinscreen.auto.learned import GRID, cell_share
 from skinscreen.io.image import load_mask
 from skinscreen.spec import ModelSpec
-
-GRID = 64  # embedding grid (cells); one cell = 4 px of the 256 px frame
 
 
 class Block(nn.Module):
@@ -79,10 +78,8 @@ class LocaliserHead(nn.Module):
 
 def valid_map(h: int, w: int, size: int = 256) -> np.ndarray:
     """``(64, 64)`` float32 share of each cell on the photo, for a resized photo of ``(h, w)``
-    pixels padded bottom/right to ``size`` (the runtime computes the same)."""
-    v = np.zeros((size, size), np.float32)
-    v[:h, :w] = 1.0
-    return cv2.resize(v, (GRID, GRID), interpolation=cv2.INTER_AREA)
+    pixels padded bottom/right to ``size`` (the runtime's own function)."""
+    return cell_share(h, w, size)
 
 
 def target_map(mask: np.ndarray, h: int, w: int, size: int = 256) -> np.ndarray:
