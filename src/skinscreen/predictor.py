@@ -246,7 +246,7 @@ class LesionPredictor:
             clean: keep the largest component and fill holes (the spec's post-processing).
             box_margin: grow a user ``box`` by this fraction of its width/height on every side
                 (clipped to the photo) before prompting; None: :attr:`box_margin` (the spec's,
-                0.10 for LiteMedSAM); 0.0 prompts with the box as given. Automatic boxes are
+                0.05 for LiteMedSAM); 0.0 prompts with the box as given. Automatic boxes are
                 never grown.
         """
         enc = self.encoding

@@ -41,7 +41,7 @@ def box_margin_option(f: Callable) -> Callable:
         metavar="FRACTION",
         help="Grow --box by this fraction of its width/height on every side (clipped to the "
         "photo) before segmenting; people draw boxes loose, shifted or tight and the margin "
-        "absorbs it. Default: the model's box_margin (0.10 for litemedsam); 0 uses the box as "
+        "absorbs it. Default: the model's box_margin (0.05 for litemedsam); 0 uses the box as "
         "drawn. Automatic boxes are never grown.",
     )(f)
 

@@ -51,7 +51,7 @@ from skinscreen.evaluate.dataset import PROMPTS
     default=0.0,
     show_default=True,
     help="Grow the expert box (after any jitter) by this fraction of its width/height on every "
-    "side, as segment/assess grow a user's box (--box-margin, default 0.10 for litemedsam). "
+    "side, as segment/assess grow a user's box (--box-margin, default 0.05 for litemedsam). "
     "0: the raw expert box, so figures stay comparable.",
 )
 @click.option(

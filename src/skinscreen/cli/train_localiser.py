@@ -62,9 +62,17 @@ import click
     show_default=False,
     help="Licence note recorded with the shipped head (the weights derive from the photos).",
 )
+@click.option(
+    "--heads",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Heads trained elsewhere on many augmented views (python -m "
+    "skinscreen.train.localiser_views on a GPU, one heads-<config>.pt file): score their "
+    "fold heads here on this machine's embeddings and ship their final head; no training here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the CV figures as JSON on stdout.")
 def command(
-    data, model, folds, epochs, margins, cache_dir, views, seed, ship, data_licence, as_json
+    data, model, folds, epochs, margins, cache_dir, views, seed, ship, data_licence, heads, as_json
 ):
     """Train the automatic-mode localiser head on labelled photos and report k-fold CV figures.
 
@@ -84,7 +92,9 @@ def command(
     from skinscreen.train.localiser import (
         cross_validate,
         export_onnx,
+        head_from_state,
         load_data,
+        maps_from_fold_heads,
         score_maps,
         train_head,
     )
@@ -124,13 +134,34 @@ def command(
         "epochs": epochs,
         "seed": seed,
     }
+    trained = None
+    if heads is not None:
+        import torch
+
+        trained = torch.load(heads, map_location="cpu", weights_only=True)
+        cfg = trained["config"]
+        if trained.get("ids") is not None and sorted(trained["ids"]) != sorted(set(ds.ids)):
+            raise SkinscreenError(
+                f"{heads} was trained on other photos than {data} holds: the folds would not "
+                "match; pass the --data the heads were trained on"
+            )
+        folds = len(trained["folds"])
+        result.update(
+            views=trained.get("views", "photo, mirror and random views"),
+            epochs=cfg["epochs"],
+            width=cfg["width"],
+            trained_with=trained.get("command", "python -m skinscreen.train.localiser_views"),
+        )
     best_margin = margin_list[0]
     if folds:
         from skinscreen.predictor import LesionPredictor
 
-        maps = cross_validate(
-            ds, k=folds, epochs=epochs, seed=seed, log=lambda s: click.echo(s, err=True)
-        )
+        if trained is not None:
+            maps = maps_from_fold_heads(ds, trained["folds"], trained["config"]["width"], seed)
+        else:
+            maps = cross_validate(
+                ds, k=folds, epochs=epochs, seed=seed, log=lambda s: click.echo(s, err=True)
+            )
         predictor = LesionPredictor(model, variant="onnx-fp32", threads=1)
         cv = score_maps(maps, root, masks_dir, margin_list, predictor, groups)
         best_margin = max(margin_list, key=lambda m: cv[m]["all"]["threshold_jaccard"])
@@ -147,7 +178,10 @@ def command(
     if ship is not None:
         import numpy as np
 
-        head, curve = train_head(ds, np.arange(len(ds.ids)), epochs=epochs, seed=seed)
+        if trained is not None:
+            head, curve = head_from_state(trained["final"], trained["config"]["width"]), []
+        else:
+            head, curve = train_head(ds, np.arange(len(ds.ids)), epochs=epochs, seed=seed)
         ship = Path(ship)
         ship.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{ship.name}.", dir=ship.parent)

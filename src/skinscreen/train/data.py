@@ -126,10 +126,17 @@ def _geometry(a: AugmentParams, h: int, w: int) -> tuple[np.ndarray, tuple[int, 
 
 
 def augment(
-    image: np.ndarray, a: AugmentParams, mask: np.ndarray | None = None
+    image: np.ndarray,
+    a: AugmentParams,
+    mask: np.ndarray | None = None,
+    *,
+    mask_border: str = "zero",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Apply ``a`` to a ``(H, W, 3)`` uint8 RGB photo (and the same geometry to an ``(H, W)``
-    bool mask). Returns the new photo (size changes with the crop) and mask."""
+    bool mask). Returns the new photo (size changes with the crop) and mask.
+
+    The photo's border (rotation corners, zoom-out) is reflected; ``mask_border`` is ``"zero"``
+    (no lesion there) or ``"reflect"`` (the mask reflected like the photo, so labels match)."""
     out = image
     if a.hflip:
         out = out[:, ::-1]
@@ -154,7 +161,9 @@ def augment(
                     m,
                     size,
                     flags=cv2.INTER_NEAREST,
-                    borderMode=cv2.BORDER_CONSTANT,
+                    borderMode=(
+                        cv2.BORDER_REFLECT_101 if mask_border == "reflect" else cv2.BORDER_CONSTANT
+                    ),
                     borderValue=0,
                 )
                 > 0
