@@ -223,4 +223,5 @@ def make_engine(bundle: Bundle, choice: EngineChoice, threads: int | None = None
         return OpenVinoEngine(enc, dec, threads=threads, precision=choice.precision)
     from skinscreen.engine.onnx import OnnxEngine
 
-    return OnnxEngine(enc, dec, threads=threads)
+    config = bundle.manifest["variants"][bundle.variant].get("onnxruntime_session_config")
+    return OnnxEngine(enc, dec, threads=threads, session_config=config)
