@@ -22,12 +22,19 @@ def default_threads() -> int:
 
 
 def make_session(
-    path: str | Path, *, threads: int | None = None, providers: list[str] | None = None
+    path: str | Path,
+    *,
+    threads: int | None = None,
+    providers: list[str] | None = None,
+    config: dict[str, str] | None = None,
 ):
     """Create an ``onnxruntime.InferenceSession`` with full graph optimisation.
 
     Requested providers that this onnxruntime build lacks are dropped with a warning naming the
-    available ones (CPU is always available).
+    available ones (CPU is always available). ``config``: session configuration entries
+    (``SessionOptions.add_session_config_entry``) that a variant's manifest entry asks for, e.g.
+    ``{"session.disable_quant_qdq": "1"}`` so that ``onnx-int8w``'s weight ``DequantizeLinear``
+    nodes are folded into float32 weights at load.
     """
     import onnxruntime as ort
 
@@ -36,6 +43,8 @@ def make_session(
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    for key, value in (config or {}).items():
+        opts.add_session_config_entry(str(key), str(value))
     available = ort.get_available_providers()
     wanted = providers or ["CPUExecutionProvider"]
     chosen = [p for p in wanted if p in available]
@@ -61,11 +70,19 @@ class OnnxEngine:
     ``encode(x)``: ``(1, 3, S, S)`` float32 -> embedding ``(1, C, h, w)`` float32.
     ``decode(emb, box)``: embedding and a ``(1, 4)`` XYXY box in model-input pixels ->
     (low-res logits ``(L, L)`` float32, predicted IoU float).
+    ``session_config``: the variant's ``onnxruntime_session_config`` manifest entry, if any.
     """
 
-    def __init__(self, encoder_path: Path, decoder_path: Path, *, threads: int | None = None):
-        self.encoder = make_session(encoder_path, threads=threads)
-        self.decoder = make_session(decoder_path, threads=threads)
+    def __init__(
+        self,
+        encoder_path: Path,
+        decoder_path: Path,
+        *,
+        threads: int | None = None,
+        session_config: dict[str, str] | None = None,
+    ):
+        self.encoder = make_session(encoder_path, threads=threads, config=session_config)
+        self.decoder = make_session(decoder_path, threads=threads, config=session_config)
         self._enc_in = self.encoder.get_inputs()[0].name
         self._dec_in = [i.name for i in self.decoder.get_inputs()]
         self._enc_dtype = (

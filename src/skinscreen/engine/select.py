@@ -41,7 +41,8 @@ class EngineChoice:
     Attributes:
         engine: ``"onnxruntime"`` or ``"openvino"``.
         variant: manifest variant key whose files are loaded.
-        precision: execution precision (``"fp32"``, ``"int8"``, ``"fp16"``, ``"bf16"``).
+        precision: the variant's precision (``"fp32"``, ``"int8"``, ``"fp16"``, ``"bf16"``;
+            ``"int8w"``: int8 weight storage, float32 arithmetic).
         reason: one line saying why (shown by ``skinscreen models`` and in bench output).
     """
 
@@ -223,4 +224,5 @@ def make_engine(bundle: Bundle, choice: EngineChoice, threads: int | None = None
         return OpenVinoEngine(enc, dec, threads=threads, precision=choice.precision)
     from skinscreen.engine.onnx import OnnxEngine
 
-    return OnnxEngine(enc, dec, threads=threads)
+    config = bundle.manifest["variants"][bundle.variant].get("onnxruntime_session_config")
+    return OnnxEngine(enc, dec, threads=threads, session_config=config)

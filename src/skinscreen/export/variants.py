@@ -17,6 +17,13 @@ Variants:
   gate). ``int8_method="qdq"`` instead calibrates static QDQ
   activations on lesions-train photos (never the gate photos); ``"dynamic-all"`` quantizes
   every MatMul and Conv per tensor (fails the gate: kept to test the gate).
+- ``onnx-int8w``: the smallest variant: every float weight of the fp32 graphs with at least
+  :data:`WEIGHT_ONLY_MIN_ELEMENTS` elements stored as int8 (symmetric; per output channel for Conv
+  and MatMul weights, per tensor otherwise, e.g. the decoder's dense positional encoding) behind an
+  ONNX ``DequantizeLinear``; activations and arithmetic stay float32 (weight-only quantization, no
+  calibration). About a quarter of the fp32 size; passes the gate for the distilled student
+  (8.6 MB) but not for LiteMedSAM's TinyViT (mask Dice vs fp32 0.96). No CoreML counterpart
+  (``coreml-int8`` is already weight-compressed).
 - ``onnx-fp16``: every float tensor in fp16, float32 inputs/outputs kept (slow on x86 CPUs: ORT
   inserts casts around ops without fp16 kernels; meant for GPU/NNAPI/XNNPACK-fp16 targets).
 - ``ort-<p>``: the ``onnx-<p>`` graphs converted with onnxruntime's own tool
@@ -47,12 +54,23 @@ import numpy as np
 from skinscreen.errors import BundleError, SkinscreenError
 
 FORMATS = ("onnx", "ort", "coreml")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int8w")
+WEIGHT_ONLY_MIN_ELEMENTS = 1024
+INT8W_SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
 INT8_METHODS = ("dynamic", "qdq", "dynamic-all")
 CALIBRATION_PHOTOS = 16
 # Fastest first, measured on the 2-core x86 dev machine (BENCHMARKS.md). CoreML variants never
 # run here; fp16 is slow on CPUs without fp16 arithmetic.
-CPU_PREFERENCE = ("onnx-int8", "ort-int8", "onnx-fp32", "ort-fp32", "onnx-fp16", "ort-fp16")
+CPU_PREFERENCE = (
+    "onnx-int8",
+    "ort-int8",
+    "onnx-fp32",
+    "ort-fp32",
+    "onnx-int8w",  # fp32 arithmetic plus a DequantizeLinear per weight: for size, not speed
+    "ort-int8w",
+    "onnx-fp16",
+    "ort-fp16",
+)
 PLATFORM_PREFERENCE = {
     "cpu-x86_64": CPU_PREFERENCE,
     # x86-64 with native bf16 and the Python runtime's OpenVINO engine (skinscreen.engine.select)
@@ -84,8 +102,14 @@ def parse_choices(value: str | Iterable[str], allowed: tuple[str, ...], what: st
 
 
 def requested_variants(formats: Iterable[str], precisions: Iterable[str]) -> list[str]:
-    """Every ``<format>-<precision>`` combination, in a stable order."""
-    return [variant_key(f, p) for f in formats for p in precisions]
+    """Every ``<format>-<precision>`` combination, in a stable order (no ``coreml-int8w``:
+    ``coreml-int8`` is the CoreML weight-only variant)."""
+    return [
+        variant_key(f, p)
+        for f in formats
+        for p in precisions
+        if not (f == "coreml" and p == "int8w")
+    ]
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -274,6 +298,70 @@ def quantize_decoder_int8(src: Path, dst: Path) -> dict:
         "ops": "weight MatMul and Gemm",
         "weights": "int8 symmetric per output channel",
         "activations": "uint8 quantized per call",
+    }
+
+
+def quantize_weights_only_int8(
+    src: Path, dst: Path, min_elements: int = WEIGHT_ONLY_MIN_ELEMENTS
+) -> dict:
+    """Weight-only INT8 storage: each float32 initializer with at least ``min_elements`` elements
+    becomes an int8 initializer and a scale, and an ONNX ``DequantizeLinear`` (opset 13+) restores
+    the float32 tensor under its old name, so every consumer and all arithmetic stay float32.
+
+    Symmetric (zero point 0, range +-127). Per output channel where the tensor is the weight of
+    exactly one ``Conv`` (axis 0) or the right-hand side of one ``MatMul`` (last axis); per tensor
+    otherwise (e.g. the decoder's dense positional encoding ``image_pe``). Returns the manifest's
+    ``quantization`` record.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    users: dict[str, list[tuple[str, int]]] = {}
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            users.setdefault(name, []).append((node.op_type, i))
+    dequant, per_channel, per_tensor = [], 0, 0
+    for t in list(model.graph.initializer):
+        if t.data_type != TensorProto.FLOAT or int(np.prod(t.dims)) < min_elements:
+            continue
+        w = numpy_helper.to_array(t).astype(np.float32)
+        use = users.get(t.name, [])
+        axis = None
+        if len(use) == 1 and use[0][1] == 1 and w.ndim >= 2:
+            axis = {"Conv": 0, "MatMul": w.ndim - 1}.get(use[0][0])
+        if axis is None:
+            scale = np.float32(max(float(np.abs(w).max()), 1e-12) / 127.0)
+            q = np.round(w / scale)
+            per_tensor += 1
+        else:
+            other = tuple(i for i in range(w.ndim) if i != axis)
+            scale = (np.maximum(np.abs(w).max(axis=other), 1e-12) / 127.0).astype(np.float32)
+            shape = [1] * w.ndim
+            shape[axis] = -1
+            q = np.round(w / scale.reshape(shape))
+            per_channel += 1
+        qi = numpy_helper.from_array(np.clip(q, -127, 127).astype(np.int8), f"{t.name}_int8")
+        si = numpy_helper.from_array(np.asarray(scale, np.float32), f"{t.name}_scale")
+        model.graph.initializer.remove(t)
+        model.graph.initializer.extend([qi, si])
+        attrs = {} if axis is None else {"axis": axis}
+        dequant.append(
+            helper.make_node(
+                "DequantizeLinear", [qi.name, si.name], [t.name], name=f"{t.name}_dq", **attrs
+            )
+        )
+    for node in reversed(dequant):
+        model.graph.node.insert(0, node)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return {
+        "method": "weight-only int8 storage (onnx DequantizeLinear), float32 arithmetic",
+        "weights": f"float32 initializers with >= {min_elements} elements: int8 symmetric, per "
+        "output channel for Conv/MatMul weights, per tensor otherwise",
+        "activations": "float32 (not quantized; no calibration)",
+        "per_channel_tensors": per_channel,
+        "per_tensor_tensors": per_tensor,
     }
 
 
@@ -469,17 +557,36 @@ def platform_defaults(variants: dict) -> dict:
 _REFERENCES: dict[tuple, tuple] = {}
 
 
+def reference_model(spec, checkpoint: Path | None = None):
+    """The fp32 PyTorch model every variant of ``spec``'s bundle is gated against: the built
+    model with its weights, or for a distilled student (shipped weights, ``checkpoint.kind ==
+    "repo"``) the student encoder with its teacher's heads, as ``skinscreen distill
+    --export-bundle`` exported it (``checkpoint``: other student weights)."""
+    from skinscreen.export.models.build import BUILDERS
+    from skinscreen.export.reference import load_model
+
+    if spec.encoder in BUILDERS:
+        return load_model(spec, checkpoint)
+    from skinscreen.export.checkpoint import verify_sha256
+    from skinscreen.train.ship import load_student_weights, student_sam, student_weights_path
+
+    if checkpoint is None:
+        checkpoint = student_weights_path(spec)
+        verify_sha256(checkpoint, spec.checkpoint.sha256)
+    student, meta = load_student_weights(checkpoint)
+    return student_sam(student, meta.get("teacher", "litemedsam"))
+
+
 def gate_reference(spec, checkpoint: Path | None = None, gate_images: list[Path] | None = None):
     """(PyTorch model, :class:`~skinscreen.export.gate.GateReference`) for the gate photos,
     computed once per process for the same model, weights and photos."""
     from skinscreen.export.gate import GateReference, gate_cases
-    from skinscreen.export.reference import load_model
 
     cases = gate_cases(gate_images)
     key = (spec.name, str(checkpoint), tuple(str(c.image) for c in cases))
     if key not in _REFERENCES:  # one PyTorch pass per process for the same model and photos
         _REFERENCES.clear()
-        net = load_model(spec, checkpoint)
+        net = reference_model(spec, checkpoint)
         _REFERENCES[key] = (net, GateReference.build(spec, net, cases))
     return _REFERENCES[key]
 
@@ -542,7 +649,7 @@ def add_variants(
     try:
         # onnx-<p> graphs are needed for ort-<p> too, even when only ort was asked for
         onnx_needed = sorted(
-            {p for k in wanted for p in PRECISIONS if k.endswith(p) and not k.startswith("coreml")},
+            {k.split("-", 1)[1] for k in wanted if not k.startswith("coreml")},
             key=PRECISIONS.index,
         )
         onnx_built: dict[str, VariantResult] = {}
@@ -558,6 +665,15 @@ def add_variants(
                 for part in fp32:
                     convert_fp16(fp32[part], d / f"{part}.onnx")
                 details["conversion"] = "onnxruntime.transformers.float16, keep_io_types=True"
+            elif p == "int8w":
+                say("onnx-int8w: weight-only int8 storage of the fp32 graphs")
+                details["quantization"] = {
+                    part: quantize_weights_only_int8(fp32[part], d / f"{part}.onnx")
+                    for part in fp32
+                }
+                # ORT keeps DequantizeLinear nodes unfolded (for QDQ fusion) unless told not to;
+                # folded at load, the graphs run at fp32 speed (unfolded: ~10% slower encoder)
+                details["onnxruntime_session_config"] = dict(INT8W_SESSION_CONFIG)
             else:
                 photos = calibration_photos(calibration_dir) if int8_method == "qdq" else []
                 say(
