@@ -31,8 +31,9 @@ PRECISIONS = ("bf16", "fp32")
 _OV_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 CACHE_ENV = "SKINSCREEN_OPENVINO_CACHE"
 # OpenVINO names a cached graph after the model file's path and the settings, so bundles in new
-# folders (or new thread counts) add blobs: keep the newest few (~25 MB each).
-CACHE_KEEP = 8
+# folders (or new thread counts) add blobs: keep the newest few (~6-25 MB each; four graphs per
+# bundle and setting with the re-prompt pair).
+CACHE_KEEP = 12
 
 
 def openvino_available() -> bool:

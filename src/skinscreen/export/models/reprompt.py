@@ -30,8 +30,10 @@ Layouts: pixels are the last, contiguous axis almost everywhere (``(C, N)``; ``U
 ``U^T`` ``(r, N)``), so per-pixel softmaxes over the 7 tokens, concatenations and row scalings are
 contiguous; attention values are ``(H, N, d)`` (``d = 16`` channels per head) and the
 ConvTranspose input ``(N, 256)``. Heads are handled with block-diagonal token matrices
-(:func:`_block_diag`): one ``(56, 128) @ (128, N)`` product instead of eight thin ones, which runs
-faster in onnxruntime and OpenVINO despite the zeros. Pixels are row-major (``n = y * w + x``).
+(:func:`_block_diag`): one ``(56, 128) @ (128, N)`` product instead of eight ``(7, 16) @ (16, N)``
+ones (8x the multiply-adds, 29 M each, but one well-shaped product and no transposes; under the
+load we could measure in, neither form was clearly faster). Pixels are row-major
+(``n = y * w + x``).
 """
 
 from __future__ import annotations
@@ -312,11 +314,12 @@ class PromptDecoder(nn.Module):
         vt = att.v_proj(tokens)
         return _token_softmax(logits, hh), _head_rows(vt, att.out_proj.weight, hh), vt
 
-    def _cross(self, r: torch.Tensor, vt: torch.Tensor, dim: int) -> torch.Tensor:
-        """``r`` ``(H*d, N)`` (a centred image matrix times an out_proj weight, transposed) and
-        token values ``vt`` ``(T, H*d)`` -> ``(H*T, N)``: inner products of the image rows with
-        the rows of ``M`` (:func:`_head_rows`), divided by ``dim`` (D)."""
-        return (_block_diag(_split(vt, self.heads)).t() / dim) @ r
+    def _heads_out(self, p: torch.Tensor, vt: torch.Tensor, dim: int) -> torch.Tensor:
+        """Per-head attention output before out_proj, divided by ``dim`` (D): ``P^T`` ``(H*T, N)``
+        and token values ``vt`` ``(T, H*d)`` -> ``Z^T`` ``(H*d, N)`` with ``Z[:, h] = P_h V_h``.
+        For an image matrix ``Y`` and out_proj weight ``W_o``, ``<Y_n, (P M)_n> / D`` (``M`` of
+        :func:`_head_rows`) is the column dot product of ``(Y W_o)^T`` with this."""
+        return (_block_diag(_split(vt, self.heads)) / dim) @ p
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         (t2i0_k, t2i0_v, i2t0_q, r0, t2i1_k, t2i1_v, i2t1_q, r1a, r1b, fin_k, fin_v, up, st) = (
@@ -339,7 +342,8 @@ class PromptDecoder(nn.Module):
         # norm4 of X1pre = S + P1 M1 + b_o0: image statistics + rank-57 terms
         lmean, lvar = _gram_terms(torch.cat([p1, ones]), torch.cat([m1, bo0[None]]))
         mean1 = st[0] + lmean
-        var1 = st[1] + 2.0 * (_col_dot(p1, self._cross(r0, vt0, dim)) + st[2]) + lvar
+        z1 = self._heads_out(p1, vt0, dim)  # (H*d, N)
+        var1 = st[1] + 2.0 * (_col_dot(r0, z1) + st[2]) + lvar
         alpha1 = torch.rsqrt(var1 + b0.norm4.eps)
         g1, beta1 = b0.norm4.weight, b0.norm4.bias
         # X1 = alpha1 * S g1 + U1 B1 + beta1
@@ -364,8 +368,8 @@ class PromptDecoder(nn.Module):
         lmean, lvar = _gram_terms(u2, bm2)
         mean2 = alpha1 * st[3] + lmean
         # <(S g1)_c, rows of B2> / D: P1-rows (M1 g1), b_o0 g1, g1, P2-rows (M2), c2
-        cross = alpha1 * (_col_dot(p1, self._cross(r1a, vt0, dim)) + st[5] - mean1 * st[6])
-        cross = cross + _col_dot(p2, self._cross(r1b, vt1, dim)) + st[7]
+        cross = alpha1 * (_col_dot(r1a, z1) + st[5] - mean1 * st[6])
+        cross = cross + _col_dot(r1b, self._heads_out(p2, vt1, dim)) + st[7]
         var2 = alpha1 * alpha1 * st[4] + 2.0 * alpha1 * cross + lvar
         alpha2 = torch.rsqrt(var2 + b1.norm4.eps)
         g2, beta2 = b1.norm4.weight, b1.norm4.bias
