@@ -109,6 +109,11 @@ class DecoderPrelude(nn.Module):
     """Image-only part of the mask decoder: ``image_embeddings (1, D, h, w)`` -> the tensors of
     :data:`PRELUDE_OUTPUTS` (run once per image; about the cost of one plain decoder call).
 
+    Every output is linear in ``S`` except two variances, so one matrix product
+    ``W_all (K, D) @ E (D, N)`` of the embedding ``E`` (already pixels-last) gives all of them in
+    the pixels-last layout: the LayerNorm gains, centrings and biases are folded into ``W_all``
+    and a per-row bias at construction (for ``S = E + no_mask``: ``W S = W E + W no_mask``).
+
     ``stats`` rows (each ``(N,)``, all divided by ``D``): 0 mean of S, 1 variance of S,
     2 ``<S_c, b_o0>``, 3 mean of ``S g1``, 4 variance of ``S g1``, 5-7 ``<(S g1)_c, v>`` for
     ``v`` = ``b_o0 g1``, ``g1``, ``beta1 + b_o1`` (``_c``: centred over channels; ``g1``/``beta1``
@@ -117,56 +122,106 @@ class DecoderPrelude(nn.Module):
 
     def __init__(self, prompt_encoder: PromptEncoder, decoder: MaskDecoder) -> None:
         super().__init__()
-        self.decoder = decoder
         self.heads = decoder.transformer.layers[0].cross_attn_token_to_image.num_heads
         with torch.no_grad():
-            pe = prompt_encoder.dense_positions()[0]  # (D, h, w)
-            self.register_buffer("pe", pe.flatten(1).t().contiguous())  # (N, D)
-            self.register_buffer("no_mask", prompt_encoder.no_mask_embed.weight[0].clone())
+            pe = prompt_encoder.dense_positions()[0].flatten(1)  # (D, N)
+            no_mask = prompt_encoder.no_mask_embed.weight[0]
+            w, b, sizes = self._linear_map(decoder)
+            k0 = decoder.transformer.layers[0].cross_attn_token_to_image.k_proj.weight
+            q0 = decoder.transformer.layers[0].cross_attn_image_to_token.q_proj.weight
+            self.register_buffer("w_all", w.contiguous())  # (K, D)
+            self.register_buffer("b_all", (b + w @ no_mask)[:, None].contiguous())  # (K, 1)
+            self.register_buffer("pe_k0", (k0 @ pe).contiguous())  # (H*d, N)
+            self.register_buffer("pe_q0", (q0 @ pe).contiguous())  # (H*d, N)
+            self.register_buffer("no_mask", no_mask[:, None].clone())  # (D, 1)
+            self.register_buffer("g1", decoder.transformer.layers[0].norm4.weight[:, None].clone())
+        self.sizes = sizes
 
-    def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        tr = self.decoder.transformer
+    @staticmethod
+    def _linear_map(decoder: MaskDecoder) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Rows ``W (K, D)``, biases ``(K,)`` and block sizes of every output linear in ``S``,
+        in :data:`PRELUDE_OUTPUTS` order (``stats`` rows 0, 2, 3, 5-7 last)."""
+        tr = decoder.transformer
         b0, b1, fin = tr.layers[0], tr.layers[1], tr.final_attn_token_to_image
         g1, g2 = b0.norm4.weight, b1.norm4.weight
-        hh = self.heads
-        s = image_embeddings[0].flatten(1).t() + self.no_mask  # (N, D)
-        sp = s + self.pe
+        d = g1.shape[0]
+        centre = torch.eye(d, dtype=g1.dtype) - 1.0 / d  # C: x C = x - mean(x)
+        wo0, bo0 = (
+            b0.cross_attn_image_to_token.out_proj.weight,
+            b0.cross_attn_image_to_token.out_proj.bias,
+        )
+        wo1, bo1 = (
+            b1.cross_attn_image_to_token.out_proj.weight,
+            b1.cross_attn_image_to_token.out_proj.bias,
+        )
         t2i0, i2t0 = b0.cross_attn_token_to_image, b0.cross_attn_image_to_token
         t2i1, i2t1 = b1.cross_attn_token_to_image, b1.cross_attn_image_to_token
-        wo0, bo0 = i2t0.out_proj.weight, i2t0.out_proj.bias  # (D, H*d), (D,)
-        wo1, bo1 = i2t1.out_proj.weight, i2t1.out_proj.bias
-        sc = s - s.mean(dim=1, keepdim=True)
-        sg1 = s * g1
-        sg1c = sg1 - sg1.mean(dim=1, keepdim=True)
-        sg12 = sg1 * g2
-        d = s.shape[1]
-        fixed = torch.stack([bo0 * g1, g1, b0.norm4.bias + bo1], dim=0)  # (3, D)
+        g12 = g1 * g2
+        fixed = torch.stack([bo0 * g1, g1, b0.norm4.bias + bo1])  # (3, D)
+        zeros = torch.zeros
+        blocks = [
+            (t2i0.k_proj.weight, t2i0.k_proj.bias),  # + pe term in forward
+            (t2i0.v_proj.weight, t2i0.v_proj.bias),
+            (i2t0.q_proj.weight, i2t0.q_proj.bias),  # + pe term in forward
+            (wo0.t() @ centre, None),  # (S C W_o0)^T
+            (t2i1.k_proj.weight * g1, None),
+            (t2i1.v_proj.weight * g1, None),
+            (i2t1.q_proj.weight * g1, None),
+            ((wo0 * g1[:, None]).t() @ centre * g1, None),  # (S g1 C (g1 W_o0))^T
+            (wo1.t() @ centre * g1, None),  # (S g1 C W_o1)^T
+            (fin.k_proj.weight * g12, None),
+            (fin.v_proj.weight * g12, None),
+            (_ct1_matrix(decoder)[0].t() * g12, None),
+            (torch.ones(1, d, dtype=g1.dtype) / d, None),  # stats 0: mean S
+            ((centre @ bo0)[None] / d, None),  # stats 2: <S_c, b_o0> / D
+            (g1[None] / d, None),  # stats 3: mean S g1
+            (fixed @ centre * g1 / d, None),  # stats 5-7: <S g1 C, v> / D
+        ]
+        w = torch.cat([blk for blk, _ in blocks])
+        b = torch.cat([zeros(blk.shape[0]) if bias is None else bias for blk, bias in blocks])
+        return w, b.to(w.dtype), [blk.shape[0] for blk, _ in blocks]
+
+    def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hh = self.heads
+        e = image_embeddings[0].flatten(1)  # (D, N), pixels last
+        parts = torch.split(self.w_all @ e + self.b_all, self.sizes)
+        (k0, v0, q0, r0, k1, v1, q1, r1a, r1b, kf, vf, up, mean_s, sc_bo0, mean_sg1, fixed) = parts
+        # the two variances are not linear in S
+        s = e + self.no_mask
+        sc = s - s.mean(dim=0, keepdim=True)
+        sg1 = s * self.g1
+        sg1c = sg1 - sg1.mean(dim=0, keepdim=True)
         stats = torch.cat(
             [
-                s.mean(dim=1)[None],
-                (sc * sc).mean(dim=1)[None],
-                (bo0[None] @ sc.t()) / d,
-                sg1.mean(dim=1)[None],
-                (sg1c * sg1c).mean(dim=1)[None],
-                (fixed @ sg1c.t()) / d,
-            ],
-            dim=0,
+                mean_s,
+                (sc * sc).mean(dim=0)[None],
+                sc_bo0,
+                mean_sg1,
+                (sg1c * sg1c).mean(dim=0)[None],
+                fixed,
+            ]
         )  # (8, N)
         return (
-            _keys_layout(t2i0.k_proj(sp)),
-            _rows_layout(t2i0.v_proj(s), hh),
-            _keys_layout(i2t0.q_proj(sp)),
-            _keys_layout(sc @ wo0),
-            _keys_layout(sg1 @ t2i1.k_proj.weight.t()),
-            _rows_layout(sg1 @ t2i1.v_proj.weight.t(), hh),
-            _keys_layout(sg1 @ i2t1.q_proj.weight.t()),
-            _keys_layout(sg1c @ (g1[:, None] * wo0)),
-            _keys_layout(sg1c @ wo1),
-            _keys_layout(sg12 @ fin.k_proj.weight.t()),
-            _rows_layout(sg12 @ fin.v_proj.weight.t(), hh),
-            sg12 @ _ct1_matrix(self.decoder)[0],
+            k0 + self.pe_k0,
+            _heads_rows(v0, hh),
+            q0 + self.pe_q0,
+            r0,
+            k1,
+            _heads_rows(v1, hh),
+            q1,
+            r1a,
+            r1b,
+            kf,
+            _heads_rows(vf, hh),
+            up.t(),
             stats,
         )
+
+
+def _heads_rows(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``(H*d, N)`` -> ``(H, N, d)`` (contiguous)."""
+    c, n = x.shape
+    return x.reshape(heads, c // heads, n).transpose(1, 2).contiguous()
 
 
 # -- small helpers of the per-prompt graph (heads: H, tokens: T, channels per head: d) ---------
