@@ -60,7 +60,7 @@ PRELUDE_OUTPUTS = [
     "fin_k",  # (H*d, N)   S g1 g2 Wk (final token->image attention), transposed
     "fin_v",  # (H, N, d)  S g1 g2 Wv
     "up",  # (N, 4*C1)     S g1 g2 W_ct1 (first ConvTranspose), columns (dy, dx, c)
-    "stats",  # (8, N)     per-pixel image statistics, see DecoderPrelude.forward
+    "stats",  # (8, N)     per-pixel image statistics, see DecoderPrelude
 ]
 
 
@@ -79,12 +79,6 @@ def prelude_shapes(embedding_shape: tuple[int, int, int], heads: int = 8) -> dic
 def _keys_layout(x: torch.Tensor) -> torch.Tensor:
     """``(N, H*d)`` -> ``(H*d, N)`` (contiguous)."""
     return x.t().contiguous()
-
-
-def _rows_layout(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """``(N, H*d)`` -> ``(H, N, d)`` (contiguous)."""
-    n, c = x.shape
-    return x.reshape(n, heads, c // heads).permute(1, 0, 2).contiguous()
 
 
 def _ct1_matrix(decoder: MaskDecoder) -> tuple[torch.Tensor, torch.Tensor]:
