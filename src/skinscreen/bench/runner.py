@@ -560,12 +560,13 @@ def _targets(r: dict) -> dict:
 
 
 def smallest_gated_bundle(manifest: dict, bundle: Bundle) -> tuple[str, float] | None:
-    """(variant, MB) of the smallest variant whose gate passed (any format)."""
+    """(variant, MB) of the smallest variant whose gate passed (any format), counting the files
+    an app must ship (not the optional re-prompt pair)."""
     best = None
     for k, v in manifest["variants"].items():
         if not v.get("accuracy", {}).get("gate", {"passed": True}).get("passed", False):
             continue
-        mb = bundle.size_bytes(k) / 1e6
+        mb = bundle.size_bytes(k, optional=False) / 1e6
         if best is None or mb < best[1]:
             best = (k, round(mb, 2))
     return best
