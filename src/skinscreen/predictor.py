@@ -254,8 +254,9 @@ class LesionPredictor:
         """Raw decoder call: XYXY box in model-input pixels -> (low-res logits ``(L, L)``, IoU).
 
         Runs the prompt decoder on the encoding's cached prelude when there is one (an exact
-        rewrite of the decoder, several times cheaper), else the plain decoder (bundles without
-        the re-prompt pair, encodings built by hand without a prelude)."""
+        rewrite of the decoder with a third of its arithmetic, about 2x faster), else the plain
+        decoder (bundles without the re-prompt pair, encodings built by hand without a
+        prelude)."""
         enc = self.encoding
         if enc.prelude is None:
             return self.engine.decode(enc.embedding, box_model)
