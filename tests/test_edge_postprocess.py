@@ -43,3 +43,33 @@ def test_fill_holes_ring_and_edges():
     assert not fill_holes(open_ring)[4, 4]
     assert fill_holes(np.ones((3, 3), bool)).all()
     assert not fill_holes(np.zeros((1, 1), bool)).any()
+
+
+def test_clean_mask_on_the_foreground_rectangle_equals_the_whole_photo():
+    """clean_mask works on the foreground's bounding rectangle: same mask as labelling and
+    flood-filling the whole photo, for hand-drawn shapes (a disc with a hole, a second smaller
+    blob, a ring touching the border, an empty mask, a full mask) and random masks."""
+    from skinscreen.postprocess.mask import largest_component
+
+    def whole(mask):
+        return fill_holes(largest_component(mask)).astype(bool)
+
+    h, w = 120, 200
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - 60) ** 2 + (xx - 80) ** 2 < 30**2
+    hole = (yy - 60) ** 2 + (xx - 80) ** 2 < 8**2
+    blob = (yy - 20) ** 2 + (xx - 170) ** 2 < 6**2
+    ring = ((yy - 0) ** 2 + (xx - 199) ** 2 < 40**2) & ((yy - 0) ** 2 + (xx - 199) ** 2 > 25**2)
+    shapes = [
+        disc & ~hole,
+        (disc & ~hole) | blob,
+        ring,
+        ring | (disc & ~hole),
+        np.zeros((h, w), bool),
+        np.ones((h, w), bool),
+    ]
+    rng = np.random.default_rng(0)
+    shapes += [ndimage.binary_opening(rng.random((h, w)) > 0.55) for _ in range(10)]
+    for m in shapes:
+        assert np.array_equal(clean_mask(m), whole(m))
+    assert clean_mask(disc & ~hole).sum() == disc.sum()  # the hole is filled

@@ -54,6 +54,8 @@ def test_manifest_follows_the_contract(exported):
         "decoder.onnx",
         "encoder.onnx",
         "manifest.json",
+        "prelude.onnx",
+        "prompt_decoder.onnx",
     ]
     # no temporary directory left next to the bundle
     assert [p.name for p in exported.parent.iterdir()] == ["litemedsam"]

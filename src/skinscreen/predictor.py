@@ -35,7 +35,10 @@ class ImageEncoding:
         embedding: ``(1, C, h, w)`` float32 image embedding.
         transform: original <-> model-input mapping.
         key: sha256 of the photo's pixels (for caches).
-        timings_ms: ``load``/``preprocess``/``encoder`` times.
+        timings_ms: ``load``/``preprocess``/``encoder`` (and ``prelude``) times.
+        prelude: the image-side decoder tensors of ``embedding`` (the bundle's re-prompt
+            prelude, run once per photo; about 27 MB for LiteMedSAM) so each box only runs the
+            cheap prompt decoder; None for bundles without the re-prompt pair (plain decoder).
     """
 
     image: np.ndarray
@@ -43,6 +46,7 @@ class ImageEncoding:
     transform: InputTransform
     key: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    prelude: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -192,15 +196,30 @@ class LesionPredictor:
         t2 = time.perf_counter()
         emb = self.engine.encode(x)
         t3 = time.perf_counter()
+        prelude = self._prelude(emb)
+        t4 = time.perf_counter()
         key = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()
         timings = {
             "load": (t1 - t0) * 1e3,
             "preprocess": (t2 - t1) * 1e3,
             "encoder": (t3 - t2) * 1e3,
         }
+        if prelude is not None:
+            timings["prelude"] = (t4 - t3) * 1e3
         return ImageEncoding(
-            image=image, embedding=emb, transform=transform, key=key, timings_ms=timings
+            image=image,
+            embedding=emb,
+            transform=transform,
+            key=key,
+            timings_ms=timings,
+            prelude=prelude,
         )
+
+    def _prelude(self, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
+        """The engine's image-side decoder tensors for ``embedding``, or None (no re-prompt pair
+        in the bundle, or an engine without one)."""
+        run = getattr(self.engine, "prelude", None)
+        return run(embedding) if run is not None else None
 
     def set_image(self, src: ImageSource) -> ImageEncoding:
         """Encode a photo (path, bytes, PIL image or array) and make it the current image."""
@@ -232,8 +251,16 @@ class LesionPredictor:
 
     # -- prompts -------------------------------------------------------------------------------
     def decode_logits(self, box_model: np.ndarray) -> tuple[np.ndarray, float]:
-        """Raw decoder call: XYXY box in model-input pixels -> (low-res logits ``(L, L)``, IoU)."""
-        return self.engine.decode(self.encoding.embedding, box_model)
+        """Raw decoder call: XYXY box in model-input pixels -> (low-res logits ``(L, L)``, IoU).
+
+        Runs the prompt decoder on the encoding's cached prelude when there is one (an exact
+        rewrite of the decoder with a third of its arithmetic, about 2x faster), else the plain
+        decoder (bundles without the re-prompt pair, encodings built by hand without a
+        prelude)."""
+        enc = self.encoding
+        if enc.prelude is None:
+            return self.engine.decode(enc.embedding, box_model)
+        return self.engine.decode(enc.embedding, box_model, enc.prelude)
 
     def predict(
         self, box: object | None = None, *, clean: bool = True, box_margin: float | None = None

@@ -72,8 +72,9 @@ def command(
     """Benchmark the PyTorch reference, ONNX Runtime fp32 and every exported variant.
 
     One run, the same photos and boxes, pipelines interleaved photo by photo: stage times
-    (load, preprocess, encoder, decoder, postprocess), whole file -> mask, re-prompt (decoder +
-    post-processing on a cached embedding), cold start (new process to first mask) and its peak
+    (load, preprocess, encoder, decoder prelude, decoder, postprocess), whole file -> mask,
+    re-prompt (post-processing plus the prompt decoder on the cached prelude, or the decoder on
+    the cached embedding for bundles without the re-prompt pair), cold start (new process to first mask) and its peak
     RSS, bundle size, mask Dice vs the fp32 PyTorch masks, speedup_vs_pytorch of the default
     pipeline (what engine=auto picks here: openvino-bf16 when gated and runnable, else the
     manifest's default variant; ratio of medians), and the encoder's achieved GFLOP/s next to a matrix-multiply peak

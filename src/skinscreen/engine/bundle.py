@@ -12,6 +12,9 @@ from skinscreen.errors import BundleError, SkinscreenError
 from skinscreen.spec import ModelSpec, get_spec
 
 MANIFEST = "manifest.json"
+# Parts a variant may list that apps can do without: the re-prompt pair (fp32, shared by every
+# ONNX variant; the Python runtime runs it instead of the decoder when present).
+OPTIONAL_PARTS = ("prelude", "prompt_decoder")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -58,9 +61,11 @@ class Bundle:
         """Path of ``part`` (``"encoder"`` or ``"decoder"``) in the chosen variant."""
         return self.root / self.variant_info["files"][part]["path"]
 
-    def size_bytes(self, variant: str | None = None) -> int:
+    def size_bytes(self, variant: str | None = None, *, optional: bool = True) -> int:
+        """Bytes of a variant's files; ``optional=False`` leaves out :data:`OPTIONAL_PARTS` (what
+        an app must ship)."""
         files = self.manifest["variants"][variant or self.variant]["files"]
-        return sum(int(f["bytes"]) for f in files.values())
+        return sum(int(f["bytes"]) for p, f in files.items() if optional or p not in OPTIONAL_PARTS)
 
 
 def read_manifest(root: str | Path) -> dict:

@@ -65,12 +65,19 @@ def make_session(
 
 
 class OnnxEngine:
-    """Encoder + decoder sessions for one bundle variant.
+    """Encoder + decoder sessions for one bundle variant, plus the optional re-prompt pair.
 
     ``encode(x)``: ``(1, 3, S, S)`` float32 -> embedding ``(1, C, h, w)`` float32.
-    ``decode(emb, box)``: embedding and a ``(1, 4)`` XYXY box in model-input pixels ->
-    (low-res logits ``(L, L)`` float32, predicted IoU float).
-    ``session_config``: the variant's ``onnxruntime_session_config`` manifest entry, if any.
+    ``prelude(emb)``: the image-side decoder tensors of one embedding (a dict of arrays, about
+    27 MB for LiteMedSAM), or None when the bundle has no re-prompt pair (older bundles).
+    ``decode(emb, box, prelude=None)``: embedding and a ``(1, 4)`` XYXY box in model-input pixels
+    -> (low-res logits ``(L, L)`` float32, predicted IoU float); with a ``prelude`` of the same
+    embedding it runs the cheap prompt decoder, otherwise the plain decoder (same result up to
+    float rounding).
+
+    Args:
+        prelude_path, prompt_decoder_path: the bundle's re-prompt pair (both or neither).
+        session_config: the variant's ``onnxruntime_session_config`` manifest entry, if any.
     """
 
     def __init__(
@@ -79,6 +86,8 @@ class OnnxEngine:
         decoder_path: Path,
         *,
         threads: int | None = None,
+        prelude_path: Path | None = None,
+        prompt_decoder_path: Path | None = None,
         session_config: dict[str, str] | None = None,
     ):
         self.encoder = make_session(encoder_path, threads=threads, config=session_config)
@@ -88,15 +97,39 @@ class OnnxEngine:
         self._enc_dtype = (
             np.float16 if "float16" in self.encoder.get_inputs()[0].type else np.float32
         )
+        self.prelude_session = self.prompt_session = None
+        if prelude_path is not None and prompt_decoder_path is not None:
+            self.prelude_session = make_session(prelude_path, threads=threads)
+            self.prompt_session = make_session(prompt_decoder_path, threads=threads)
+            self._pre_out = [o.name for o in self.prelude_session.get_outputs()]
+
+    @property
+    def has_reprompt(self) -> bool:
+        """True when the bundle's re-prompt pair (prelude + prompt decoder) is loaded."""
+        return self.prelude_session is not None
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         out = self.encoder.run(None, {self._enc_in: x.astype(self._enc_dtype, copy=False)})[0]
         return out.astype(np.float32, copy=False)
 
-    def decode(self, embedding: np.ndarray, box_model: np.ndarray) -> tuple[np.ndarray, float]:
-        feeds = {
-            self._dec_in[0]: embedding,
-            self._dec_in[1]: np.asarray(box_model, dtype=np.float32).reshape(1, 4),
-        }
-        logits, iou = self.decoder.run(None, feeds)[:2]
+    def prelude(self, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Image-side decoder tensors of ``embedding`` (run once per image), or None."""
+        if self.prelude_session is None:
+            return None
+        emb = np.ascontiguousarray(embedding, dtype=np.float32)
+        outs = self.prelude_session.run(None, {"image_embeddings": emb})
+        return dict(zip(self._pre_out, outs, strict=True))
+
+    def decode(
+        self,
+        embedding: np.ndarray,
+        box_model: np.ndarray,
+        prelude: dict[str, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, float]:
+        box = np.asarray(box_model, dtype=np.float32).reshape(1, 4)
+        if prelude is not None and self.prompt_session is not None:
+            logits, iou = self.prompt_session.run(None, {**prelude, "boxes": box})[:2]
+        else:
+            feeds = {self._dec_in[0]: embedding, self._dec_in[1]: box}
+            logits, iou = self.decoder.run(None, feeds)[:2]
         return logits[0, 0].astype(np.float32, copy=False), float(np.asarray(iou).ravel()[0])

@@ -31,8 +31,9 @@ PRECISIONS = ("bf16", "fp32")
 _OV_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 CACHE_ENV = "SKINSCREEN_OPENVINO_CACHE"
 # OpenVINO names a cached graph after the model file's path and the settings, so bundles in new
-# folders (or new thread counts) add blobs: keep the newest few (~25 MB each).
-CACHE_KEEP = 8
+# folders (or new thread counts) add blobs: keep the newest few (~6-25 MB each; four graphs per
+# bundle and setting with the re-prompt pair).
+CACHE_KEEP = 12
 
 
 def openvino_available() -> bool:
@@ -121,18 +122,21 @@ def prune_cache(cache: Path, keep: int = CACHE_KEEP) -> None:
 
 
 class OpenVinoEngine:
-    """Encoder + decoder compiled by OpenVINO for the CPU.
+    """Encoder + decoder (and the optional re-prompt pair) compiled by OpenVINO for the CPU.
 
     Same interface as :class:`skinscreen.engine.onnx.OnnxEngine`:
     ``encode(x)``: ``(1, 3, S, S)`` float32 -> embedding ``(1, C, h, w)`` float32 (a copy).
-    ``decode(emb, box)``: embedding and a ``(1, 4)`` XYXY box in model-input pixels ->
-    (low-res logits ``(L, L)`` float32, predicted IoU float).
+    ``prelude(emb)``: image-side decoder tensors (dict of arrays) or None without the pair.
+    ``decode(emb, box, prelude=None)``: embedding and a ``(1, 4)`` XYXY box in model-input
+    pixels -> (low-res logits ``(L, L)`` float32, predicted IoU float); the prompt decoder when a
+    ``prelude`` is given, else the plain decoder.
 
     Args:
         encoder_path, decoder_path: fp32 ONNX graphs of the bundle.
         threads: ``INFERENCE_NUM_THREADS`` (default :func:`skinscreen.engine.onnx.default_threads`).
         precision: ``"bf16"`` or ``"fp32"`` (``INFERENCE_PRECISION_HINT`` bf16 / f32).
         cache: compiled-model cache directory (default :func:`cache_dir`; None: no cache).
+        prelude_path, prompt_decoder_path: the bundle's re-prompt pair (both or neither).
     """
 
     name = "openvino"
@@ -145,6 +149,8 @@ class OpenVinoEngine:
         threads: int | None = None,
         precision: str = "bf16",
         cache: Path | None | str = "default",
+        prelude_path: Path | None = None,
+        prompt_decoder_path: Path | None = None,
     ):
         threads = threads or default_threads()
         cache_path = cache_dir() if cache == "default" else (Path(cache) if cache else None)
@@ -156,19 +162,57 @@ class OpenVinoEngine:
         self._dec_req = self.decoder.create_infer_request()
         self._enc_in = self.encoder.inputs[0].get_any_name()
         self._dec_in = [i.get_any_name() for i in self.decoder.inputs]
+        self._pre_req = self._prompt_req = None
+        self._bound: dict | None = None
+        if prelude_path is not None and prompt_decoder_path is not None:
+            prelude = compile_graph(prelude_path, precision, threads, cache_path)
+            prompt = compile_graph(prompt_decoder_path, precision, threads, cache_path)
+            self._pre_req = prelude.create_infer_request()
+            self._prompt_req = prompt.create_infer_request()
+            self._pre_out = [o.get_any_name() for o in prelude.outputs]
+
+    @property
+    def has_reprompt(self) -> bool:
+        """True when the bundle's re-prompt pair (prelude + prompt decoder) is compiled."""
+        return self._pre_req is not None
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         out = self._enc_req.infer({self._enc_in: np.ascontiguousarray(x, dtype=np.float32)})
         return np.asarray(out[0], dtype=np.float32)
 
-    def decode(self, embedding: np.ndarray, box_model: np.ndarray) -> tuple[np.ndarray, float]:
-        feeds = {
-            self._dec_in[0]: np.ascontiguousarray(embedding, dtype=np.float32),
-            self._dec_in[1]: np.asarray(box_model, dtype=np.float32).reshape(1, 4),
-        }
-        out = self._dec_req.infer(feeds)
+    def prelude(self, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Image-side decoder tensors of ``embedding`` (copies; run once per image), or None."""
+        if self._pre_req is None:
+            return None
+        out = self._pre_req.infer({"image_embeddings": np.ascontiguousarray(embedding, np.float32)})
+        return {name: np.array(out[i], dtype=np.float32) for i, name in enumerate(self._pre_out)}
+
+    def decode(
+        self,
+        embedding: np.ndarray,
+        box_model: np.ndarray,
+        prelude: dict[str, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, float]:
+        box = np.asarray(box_model, dtype=np.float32).reshape(1, 4)
+        if prelude is not None and self._prompt_req is not None:
+            self._bind(prelude)
+            out = self._prompt_req.infer({"boxes": box})
+        else:
+            feeds = {self._dec_in[0]: np.ascontiguousarray(embedding, dtype=np.float32)}
+            out = self._dec_req.infer({**feeds, self._dec_in[1]: box})
         logits, iou = out[0], out[1]
         return np.asarray(logits[0, 0], dtype=np.float32), float(np.asarray(iou).ravel()[0])
+
+    def _bind(self, prelude: dict[str, np.ndarray]) -> None:
+        """Point the prompt decoder's image-side inputs at ``prelude``'s arrays (shared memory,
+        no copy); done once per image, not per box."""
+        if self._bound is prelude:
+            return
+        import openvino as ov
+
+        for name, arr in prelude.items():
+            self._prompt_req.set_tensor(name, ov.Tensor(arr, shared_memory=True))
+        self._bound = prelude
 
     def describe(self) -> dict:
         """Engine, version, precision actually compiled and the settings (for reports)."""

@@ -215,14 +215,28 @@ def choice_for_bundle(bundle: Bundle, engine: str | None = None) -> EngineChoice
     )
 
 
+def reprompt_paths(bundle: Bundle) -> dict[str, Path]:
+    """The variant's re-prompt pair as ``{"prelude_path": ..., "prompt_decoder_path": ...}``, or
+    ``{}`` for bundles without it (written before it existed; ORT-format/CoreML variants)."""
+    files = bundle.variant_info["files"]
+    if "prelude" in files and "prompt_decoder" in files:
+        return {
+            "prelude_path": bundle.file("prelude"),
+            "prompt_decoder_path": bundle.file("prompt_decoder"),
+        }
+    return {}
+
+
 def make_engine(bundle: Bundle, choice: EngineChoice, threads: int | None = None):
-    """Create the encoder/decoder engine for ``choice`` on ``bundle``'s files."""
+    """Create the engine for ``choice`` on ``bundle``'s files (encoder, decoder and, when the
+    variant lists them, the re-prompt pair)."""
     enc, dec = bundle.file("encoder"), bundle.file("decoder")
+    fast = reprompt_paths(bundle)
     if choice.engine == "openvino":
         from skinscreen.engine.openvino import OpenVinoEngine
 
-        return OpenVinoEngine(enc, dec, threads=threads, precision=choice.precision)
+        return OpenVinoEngine(enc, dec, threads=threads, precision=choice.precision, **fast)
     from skinscreen.engine.onnx import OnnxEngine
 
     config = bundle.manifest["variants"][bundle.variant].get("onnxruntime_session_config")
-    return OnnxEngine(enc, dec, threads=threads, session_config=config)
+    return OnnxEngine(enc, dec, threads=threads, session_config=config, **fast)

@@ -26,6 +26,7 @@ from skinscreen.export.onnx_export import (
     OPSET,
     export_decoder,
     export_encoder,
+    export_reprompt,
     io_spec,
     ort_session,
 )
@@ -41,6 +42,10 @@ DEFAULT_VARIANT = "onnx-fp32"
 # Parity gates: ONNX Runtime vs PyTorch on the same photos and boxes.
 MIN_MASK_DICE = 0.99
 MAX_LOGITS_ABS_DIFF = 0.01
+# The re-prompt pair is an exact rewrite of the decoder: gate it against the decoder (both ONNX
+# Runtime fp32, same embedding) much tighter.
+REPROMPT_MIN_MASK_DICE = 0.999
+REPROMPT_FILES = {"prelude": "prelude.onnx", "prompt_decoder": "prompt_decoder.onnx"}
 
 
 @dataclass
@@ -59,6 +64,8 @@ class ParityReport:
     logits_max_abs_diff: float = 0.0
     mask_dice: list[float] = field(default_factory=list)
     dice_vs_expert: list[float] = field(default_factory=list)
+    reprompt_logits_max_abs_diff: float | None = None
+    reprompt_mask_dice: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {
@@ -75,6 +82,16 @@ class ParityReport:
         if self.dice_vs_expert:
             d["dice_vs_expert_mean"] = float(np.mean(self.dice_vs_expert))
             d["dice_vs_expert"] = [round(x, 6) for x in self.dice_vs_expert]
+        if self.reprompt_mask_dice:
+            d["reprompt"] = {
+                "reference": "the decoder graph, onnxruntime fp32, same embedding and box",
+                "logits_max_abs_diff": self.reprompt_logits_max_abs_diff,
+                "mask_dice_min": float(np.min(self.reprompt_mask_dice)),
+                "thresholds": {
+                    "mask_dice_min": REPROMPT_MIN_MASK_DICE,
+                    "logits_max_abs_diff": MAX_LOGITS_ABS_DIFF,
+                },
+            }
         return d
 
 
@@ -114,15 +131,26 @@ def _prompt_box(rgb: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 def run_parity(
-    spec: ModelSpec, ref: TorchReference, encoder: Path, decoder: Path, cases: list[ParityCase]
+    spec: ModelSpec,
+    ref: TorchReference,
+    encoder: Path,
+    decoder: Path,
+    cases: list[ParityCase],
+    reprompt: dict[str, Path] | None = None,
 ) -> ParityReport:
     """Compare ONNX Runtime with PyTorch end to end on ``cases``.
 
     Per photo: embeddings (max abs diff), low-res logits from each side's own embedding (max abs
     diff), full-resolution masks after the runtime post-processing (Dice ORT vs torch), and the
-    ORT mask's Dice vs the expert mask when there is one.
+    ORT mask's Dice vs the expert mask when there is one. With ``reprompt`` (``{"prelude": path,
+    "prompt_decoder": path}``) also the re-prompt pair vs the decoder graph on the ORT embedding
+    (logits max abs diff, mask Dice).
     """
     enc, dec = ort_session(encoder), ort_session(decoder)
+    fast = None
+    if reprompt is not None:
+        fast = (ort_session(reprompt["prelude"]), ort_session(reprompt["prompt_decoder"]))
+        rep_diff = 0.0
     rep = ParityReport()
     for case in cases:
         rgb = load_image(case.image)
@@ -152,6 +180,16 @@ def run_parity(
         rep.mask_dice.append(dice(masks[0], masks[1]))
         if truth is not None:
             rep.dice_vs_expert.append(dice(masks[0], truth))
+        if fast is not None:
+            names = [o.name for o in fast[0].get_outputs()]
+            feats = dict(zip(names, fast[0].run(None, {"image_embeddings": emb_ort}), strict=True))
+            logits_fast = fast[1].run(None, {**feats, "boxes": box_model})[0][0, 0]
+            rep_diff = max(rep_diff, float(np.abs(logits_fast - logits_ort).max()))
+            rep.reprompt_logits_max_abs_diff = rep_diff
+            fast_mask = clean_mask(
+                crop_and_resize_logits(logits_fast, t, spec.low_res_size) > spec.mask_threshold
+            )
+            rep.reprompt_mask_dice.append(dice(fast_mask, masks[0]))
     return rep
 
 
@@ -163,6 +201,17 @@ def check_parity(rep: ParityReport) -> None:
             f"ONNX export does not match PyTorch: mask Dice min {worst:.4f} (need >= "
             f"{MIN_MASK_DICE}), logits max |diff| {rep.logits_max_abs_diff:.3g} (need <= "
             f"{MAX_LOGITS_ABS_DIFF}); nothing was written. Check the torch/onnxruntime versions."
+        )
+    if rep.reprompt_mask_dice and (
+        min(rep.reprompt_mask_dice) < REPROMPT_MIN_MASK_DICE
+        or (rep.reprompt_logits_max_abs_diff or 0.0) > MAX_LOGITS_ABS_DIFF
+    ):
+        raise BundleError(
+            "the re-prompt graphs (prelude + prompt decoder) do not match the decoder graph: "
+            f"mask Dice min {min(rep.reprompt_mask_dice):.4f} (need >= "
+            f"{REPROMPT_MIN_MASK_DICE}), logits max |diff| "
+            f"{rep.reprompt_logits_max_abs_diff:.3g} (need <= {MAX_LOGITS_ABS_DIFF}); nothing "
+            "was written"
         )
 
 
@@ -198,6 +247,11 @@ def build_manifest(
                 "files": {
                     "encoder": _file_entry(root / "encoder.onnx"),
                     "decoder": _file_entry(root / "decoder.onnx"),
+                    **{
+                        part: _file_entry(root / name)
+                        for part, name in REPROMPT_FILES.items()
+                        if (root / name).is_file()
+                    },
                 },
                 "accuracy": accuracy,
             }
@@ -276,10 +330,12 @@ def export_bundle(
 ) -> Path:
     """Export ``model`` to an ONNX bundle in ``out_dir`` (default ``paths.bundle_dir(model)``).
 
-    Loads and verifies the weights (sha256 + strict load), exports both graphs (opset 17, each
-    smoke-tested in onnxruntime), checks ONNX vs PyTorch parity on real photos (raises
-    :class:`BundleError` and writes nothing when mask Dice < 0.99 or logits differ by more than
-    0.05), then writes ``manifest.json`` and moves the bundle into place. Returns its directory.
+    Loads and verifies the weights (sha256 + strict load), exports the encoder, the decoder and
+    the re-prompt pair (prelude + prompt decoder; opset 17, each smoke-tested in onnxruntime),
+    checks ONNX vs PyTorch parity on real photos (raises :class:`BundleError` and writes nothing
+    when mask Dice < 0.99 or logits differ by more than 0.01, or the re-prompt pair's masks differ
+    from the decoder's: Dice < 0.999), then writes ``manifest.json`` and moves the bundle into
+    place. Returns its directory.
     """
     spec = get_spec(model)
     if spec.checkpoint.kind == "repo":  # a distilled student whose weights ship in the package
@@ -303,7 +359,9 @@ def export_bundle(
     try:
         encoder = export_encoder(net, spec, tmp / "encoder.onnx")
         decoder = export_decoder(net, spec, tmp / "decoder.onnx")
-        rep = run_parity(spec, ref, encoder, decoder, cases)
+        fast = {part: tmp / name for part, name in REPROMPT_FILES.items()}
+        export_reprompt(net, spec, fast["prelude"], fast["prompt_decoder"])
+        rep = run_parity(spec, ref, encoder, decoder, cases, fast)
         check_parity(rep)
         manifest = build_manifest(spec, tmp, rep, ckpt, ckpt_sha)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -4,7 +4,12 @@ The graphs have fixed names and static shapes (batch 1), no Python control flow,
 
 - encoder: ``image`` ``(1, 3, S, S)`` float32 -> ``image_embeddings`` ``(1, 256, 64, 64)``;
 - decoder: ``image_embeddings`` ``(1, 256, 64, 64)`` + ``boxes`` ``(1, 4)`` float32 XYXY in
-  model-input pixels -> ``low_res_logits`` ``(1, 1, L, L)`` + ``iou_predictions`` ``(1, 1)``.
+  model-input pixels -> ``low_res_logits`` ``(1, 1, L, L)`` + ``iou_predictions`` ``(1, 1)``;
+- the re-prompt pair, the same decoder split exactly into an image-side part run once per image
+  and a cheap part run per box (:mod:`skinscreen.export.models.reprompt`):
+  prelude: ``image_embeddings`` -> the tensors named in
+  :data:`~skinscreen.export.models.reprompt.PRELUDE_OUTPUTS`; prompt decoder: those tensors +
+  ``boxes`` -> ``low_res_logits`` + ``iou_predictions`` (same names and shapes as the decoder).
 
 Each export ends with an onnxruntime smoke test (shapes, finiteness, closeness to PyTorch).
 """
@@ -20,6 +25,12 @@ from torch import nn
 
 from skinscreen.errors import BundleError
 from skinscreen.export.models.build import SamModel
+from skinscreen.export.models.reprompt import (
+    PRELUDE_OUTPUTS,
+    DecoderPrelude,
+    PromptDecoder,
+    prelude_shapes,
+)
 from skinscreen.spec import ModelSpec
 
 OPSET = 17
@@ -63,9 +74,17 @@ class DecoderGraph(nn.Module):
 
 
 def io_spec(spec: ModelSpec) -> dict:
-    """The manifest's ``io`` section for ``spec`` (names, shapes, dtypes of both graphs)."""
+    """The manifest's ``io`` section for ``spec`` (names, shapes, dtypes of every graph)."""
     s, (c, h, w), low = spec.input_size, spec.embedding_shape, spec.low_res_size
     emb = {"name": "image_embeddings", "shape": [1, c, h, w], "dtype": "float32"}
+    feats = [
+        {"name": k, "shape": v, "dtype": "float32"}
+        for k, v in prelude_shapes(spec.embedding_shape).items()
+    ]
+    decoder_outputs = [
+        {"name": "low_res_logits", "shape": [1, 1, low, low], "dtype": "float32"},
+        {"name": "iou_predictions", "shape": [1, 1], "dtype": "float32"},
+    ]
     return {
         "encoder": {
             "inputs": [{"name": "image", "shape": [1, 3, s, s], "dtype": "float32"}],
@@ -73,10 +92,12 @@ def io_spec(spec: ModelSpec) -> dict:
         },
         "decoder": {
             "inputs": [emb, {"name": "boxes", "shape": [1, 4], "dtype": "float32"}],
-            "outputs": [
-                {"name": "low_res_logits", "shape": [1, 1, low, low], "dtype": "float32"},
-                {"name": "iou_predictions", "shape": [1, 1], "dtype": "float32"},
-            ],
+            "outputs": decoder_outputs,
+        },
+        "prelude": {"inputs": [emb], "outputs": feats},
+        "prompt_decoder": {
+            "inputs": [*feats, {"name": "boxes", "shape": [1, 4], "dtype": "float32"}],
+            "outputs": decoder_outputs,
         },
     }
 
@@ -158,3 +179,22 @@ def export_decoder(model: SamModel, spec: ModelSpec, path: Path) -> Path:
         want = [t.numpy() for t in graph(emb, boxes)]
     _smoke(path, {"image_embeddings": emb.numpy(), "boxes": boxes.numpy()}, want, atol=1e-2)
     return path
+
+
+def export_reprompt(model: SamModel, spec: ModelSpec, prelude: Path, prompt: Path) -> None:
+    """Write the re-prompt pair (prelude and prompt decoder graphs) and smoke-test it against the
+    plain decoder graph (PyTorch) on a random embedding and a box."""
+    c, h, w = spec.embedding_shape
+    emb = torch.randn(1, c, h, w, generator=torch.Generator().manual_seed(0))
+    s = float(spec.input_size)
+    boxes = torch.tensor([[0.2 * s, 0.25 * s, 0.7 * s, 0.8 * s]], dtype=torch.float32)
+    pre = DecoderPrelude(model.prompt_encoder, model.mask_decoder).eval()
+    dec = PromptDecoder(model.prompt_encoder, model.mask_decoder).eval()
+    _export(pre, (emb,), prelude, ["image_embeddings"], PRELUDE_OUTPUTS)
+    with torch.no_grad():
+        feats = pre(emb)
+        want = [t.numpy() for t in DecoderGraph(model).eval()(emb, boxes)]
+    _export(dec, (*feats, boxes), prompt, [*PRELUDE_OUTPUTS, "boxes"], DECODER_OUTPUTS)
+    got = ort_session(prelude).run(None, {"image_embeddings": emb.numpy()})
+    feeds = dict(zip(PRELUDE_OUTPUTS, got, strict=True))
+    _smoke(prompt, {**feeds, "boxes": boxes.numpy()}, want, atol=1e-2)

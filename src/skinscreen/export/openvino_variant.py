@@ -75,11 +75,12 @@ def cpu_description() -> dict:
 def build_entry(manifest: dict, accuracy: dict, engine_info: dict) -> dict:
     """The manifest entry of ``openvino-bf16`` (``onnx-fp32``'s file entries, engine settings,
     gate figures)."""
+    files = copy.deepcopy(manifest["variants"][SOURCE_VARIANT]["files"])
     return {
         "format": FORMAT,
         "precision": "bf16",
         "engine": "openvino",
-        "files": copy.deepcopy(manifest["variants"][SOURCE_VARIANT]["files"]),
+        "files": files,
         "shares_files_with": SOURCE_VARIANT,
         "openvino": {
             "version": engine_info.get("openvino"),
@@ -89,7 +90,7 @@ def build_entry(manifest: dict, accuracy: dict, engine_info: dict) -> dict:
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": "the runtime's threads",
             },
-            "parts": {"encoder": "openvino bf16", "decoder": "openvino bf16"},
+            "parts": {part: "openvino bf16" for part in files},
             "requires": "a CPU whose OpenVINO plugin reports BF16 (AVX512-BF16 or AMX)",
             "gated_on_cpu": cpu_description(),
             "note": "reads the fp32 ONNX files; Python runtime only (apps use the ORT/CoreML variants)",
@@ -151,6 +152,11 @@ def add_openvino_variant(
         threads=GATE_THREADS,
         precision="bf16",
         cache=None,  # the export writes nothing outside the bundle
+        **{
+            f"{part}_path": root / files[part]["path"]
+            for part in ("prelude", "prompt_decoder")
+            if part in files
+        },
     )
     accuracy = measure_engine(reference, engine)
     accuracy["engine"] = engine.describe()

@@ -78,6 +78,14 @@ PLATFORM_PREFERENCE = {
     "android": ("ort-int8", "ort-fp32", "ort-fp16"),
     "ios": ("coreml-fp16", "coreml-int8", "coreml-fp32", "ort-int8", "ort-fp32"),
 }
+# The re-prompt pair (skinscreen.export.models.reprompt) is written once, in fp32, at the bundle
+# root; onnx-* variants list the same files (the Python runtime runs them with the variant's
+# encoder instead of the variant's decoder). ORT-format and CoreML variants (apps) do not.
+REPROMPT_PARTS = ("prelude", "prompt_decoder")
+REPROMPT_NOTE = (
+    "prelude and prompt_decoder are onnx-fp32's fp32 files (an exact rewrite of the fp32 "
+    "decoder); the Python runtime runs them instead of this variant's decoder, apps may too"
+)
 _REPO = Path(__file__).resolve().parents[3]
 TRAIN_IMAGES = _REPO.parent / "shared" / "data" / "lesions-train" / "images"
 
@@ -639,6 +647,12 @@ def add_variants(
     wanted = [k for k in requested_variants(formats, precisions) if k != "onnx-fp32"]
     base = manifest["variants"]["onnx-fp32"]["files"]
     fp32 = {part: root / base[part]["path"] for part in ("encoder", "decoder")}
+    # the fp32 re-prompt pair (bundles since it exists) serves every ONNX variant's Python runtime
+    fast = (
+        {part: root / base[part]["path"] for part in REPROMPT_PARTS}
+        if all(part in base for part in REPROMPT_PARTS)
+        else None
+    )
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     say("loading the PyTorch model and computing fp32 reference masks on the gate photos")
@@ -743,7 +757,7 @@ def add_variants(
 
         # the gate
         say(f"gate: fp32 ONNX on {len(reference.cases)} photos")
-        fp32_acc = measure_onnx(reference, fp32["encoder"], fp32["decoder"])
+        fp32_acc = measure_onnx(reference, fp32["encoder"], fp32["decoder"], fast)
         fp32_acc["gate"] = gate_record(fp32_acc)
         sources = None
         for k, r in results.items():
@@ -762,7 +776,12 @@ def add_variants(
                 r.passed = r.accuracy["gate"]["passed"]
                 r.reason = "structural checks passed" if r.passed else "structural checks failed"
             else:
-                r.accuracy = measure_onnx(reference, r.files["encoder"], r.files["decoder"])
+                r.accuracy = measure_onnx(
+                    reference,
+                    r.files["encoder"],
+                    r.files["decoder"],
+                    fast if r.format == "onnx" else None,
+                )
                 r.accuracy["gate"] = gate_record(r.accuracy, forced=force)
                 r.passed = r.accuracy["gate"]["passed"]
                 r.reason = r.accuracy["gate"]["reason"]
@@ -813,7 +832,13 @@ def _updated_manifest(
         files = {}
         for part, path in r.files.items():
             files[part] = file_entry(path, f"{k}/{path.relative_to(r.dir).as_posix()}")
+        base = m["variants"]["onnx-fp32"]["files"]
+        if r.format == "onnx" and all(part in base for part in REPROMPT_PARTS):
+            for part in REPROMPT_PARTS:
+                files[part] = dict(base[part])
         entry = {"format": r.format, "precision": r.precision, "files": files}
+        if "prelude" in files:
+            entry["reprompt"] = REPROMPT_NOTE
         entry.update(r.details)
         entry["accuracy"] = r.accuracy
         m["variants"][k] = entry

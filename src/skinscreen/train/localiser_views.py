@@ -208,7 +208,7 @@ def build_bank(
     log=print,
 ) -> Bank:
     """Encode photo, mirror and ``n_random`` random views of every photo of ``pack``."""
-    from multiprocessing import Pool
+    from multiprocessing import get_context
 
     n, v = len(pack.ids), n_random + 2
     emb = torch.empty((n, v, 256, GRID, GRID), dtype=torch.float16, device=device)
@@ -228,8 +228,14 @@ def build_bank(
             emb[i, j] = e[k]
         pending.clear()
 
-    with Pool(workers) as pool:
-        for i, views in enumerate(pool.imap(_views_of_photo, jobs, chunksize=4)):
+    # worker processes are spawned, not forked: a fork of a process that already runs torch,
+    # CUDA or ONNX Runtime threads can deadlock in the child
+    pool = get_context("spawn").Pool(workers) if workers > 1 else None
+    views_iter = (
+        pool.imap(_views_of_photo, jobs, chunksize=4) if pool else map(_views_of_photo, jobs)
+    )
+    try:
+        for i, views in enumerate(views_iter):
             for j, (x, va, ta) in enumerate(views):
                 valid[i, j, 0] = torch.from_numpy(va)
                 target[i, j, 0] = torch.from_numpy(ta)
@@ -238,6 +244,10 @@ def build_bank(
                     flush()
             if (i + 1) % 100 == 0:
                 log(f"bank: {i + 1}/{n} photos, {time.time() - t0:.0f} s")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     if pending:
         flush()
     log(f"bank: {n} photos x {v} views in {time.time() - t0:.0f} s")

@@ -92,7 +92,7 @@ def export_student_bundle(
     an ONNX bundle, with the same parity gate and manifest as the LiteMedSAM bundle."""
     from skinscreen.export import bundle as B
     from skinscreen.export.checkpoint import file_sha256, verify_sha256
-    from skinscreen.export.onnx_export import export_decoder, export_encoder
+    from skinscreen.export.onnx_export import export_decoder, export_encoder, export_reprompt
     from skinscreen.export.reference import TorchReference
 
     spec = get_spec(model)
@@ -111,7 +111,9 @@ def export_student_bundle(
     try:
         enc = export_encoder(net, spec, tmp / "encoder.onnx")
         dec = export_decoder(net, spec, tmp / "decoder.onnx")
-        rep = B.run_parity(spec, ref, enc, dec, cases)
+        fast = {part: tmp / name for part, name in B.REPROMPT_FILES.items()}
+        export_reprompt(net, spec, fast["prelude"], fast["prompt_decoder"])
+        rep = B.run_parity(spec, ref, enc, dec, cases, fast)
         B.check_parity(rep)
         manifest = B.build_manifest(spec, tmp, rep, wpath, file_sha256(wpath))
         manifest["student"] = {k: meta[k] for k in sorted(meta)}

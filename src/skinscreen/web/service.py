@@ -33,7 +33,9 @@ def _user_message(e: Exception) -> str:
 
 
 def _encoding_bytes(enc) -> int:
-    return int(enc.image.nbytes + enc.embedding.nbytes)
+    """Memory of a cached encoding: photo, embedding and the decoder prelude (~27 MB)."""
+    prelude = sum(a.nbytes for a in (enc.prelude or {}).values())
+    return int(enc.image.nbytes + enc.embedding.nbytes + prelude)
 
 
 class SegmentService:

@@ -37,9 +37,9 @@ class RandomFourierPositions(nn.Module):
 
     def grid(self, h: int, w: int) -> torch.Tensor:
         """Dense encoding of an h x w grid of cell centres: ``(C, h, w)``."""
-        device = self.positional_encoding_gaussian_matrix.device
-        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
-        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+        g = self.positional_encoding_gaussian_matrix
+        ys = (torch.arange(h, device=g.device, dtype=g.dtype) + 0.5) / h
+        xs = (torch.arange(w, device=g.device, dtype=g.dtype) + 0.5) / w
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         return self.encode(torch.stack([xx, yy], dim=-1)).permute(2, 0, 1)
 
