@@ -12,7 +12,7 @@ import click
 def command(as_json):
     """List registered models, the bundles present, their sizes and parity figures."""
     from skinscreen import paths
-    from skinscreen.engine.bundle import list_bundles, read_manifest
+    from skinscreen.engine.bundle import OPTIONAL_PARTS, list_bundles, read_manifest
     from skinscreen.spec import REGISTRY
 
     bundles = {}
@@ -25,6 +25,10 @@ def command(as_json):
         variants = {
             name: {
                 "bytes": sum(int(f["bytes"]) for f in v["files"].values()),
+                # what an app must ship (the re-prompt pair is optional)
+                "required_bytes": sum(
+                    int(f["bytes"]) for p, f in v["files"].items() if p not in OPTIONAL_PARTS
+                ),
                 "format": v.get("format"),
                 "precision": v.get("precision"),
                 "accuracy": v.get("accuracy"),
@@ -66,7 +70,9 @@ def command(as_json):
             continue
         click.echo(f"\n{name} ({b['path']}), default variant {b['default_variant']}")
         for vname, v in b["variants"].items():
-            click.echo(f"  {vname:<16} {v['bytes'] / 1e6:7.1f} MB")
+            extra = v["bytes"] - v["required_bytes"]
+            opt = f" (+{extra / 1e6:.1f} MB optional re-prompt pair)" if extra else ""
+            click.echo(f"  {vname:<16} {v['required_bytes'] / 1e6:7.1f} MB{opt}")
         p = b.get("parity") or {}
         if p:
             click.echo(
