@@ -27,7 +27,7 @@ def fp32():
     pair rewrites (the default variant's decoder is INT8, which differs by quantization)."""
     from skinscreen.predictor import LesionPredictor
 
-    return LesionPredictor("litemedsam", engine="onnxruntime", variant="onnx-fp32")
+    return LesionPredictor("litemedsam", engine="onnxruntime", variant="onnx-fp32", reprompt=True)
 
 
 def _boxes(truth: np.ndarray) -> list[np.ndarray]:
@@ -83,7 +83,7 @@ def test_bundle_lists_the_pair_with_hashes_and_io(predictor):
             assert {p: v["files"][p] for p in PARTS} == {p: fp32[p] for p in PARTS}, key
     rep = m["parity"]["reprompt"]
     assert rep["mask_dice_min"] >= 0.999 and rep["logits_max_abs_diff"] <= 0.01
-    assert predictor.engine.has_reprompt
+    assert not predictor.engine.has_reprompt  # loaded only on request (reprompt=True)
 
 
 def test_fast_path_matches_the_decoder_on_sample_photos(fp32, sample_pairs):
@@ -115,7 +115,7 @@ def test_openvino_fast_path_matches_its_decoder(sample_pairs):
         pytest.skip("OpenVINO (the fast extra) is not installed")
     from skinscreen.predictor import LesionPredictor
 
-    pred = LesionPredictor("litemedsam", engine="openvino")
+    pred = LesionPredictor("litemedsam", engine="openvino", reprompt=True)
     assert pred.engine.has_reprompt
     dices = []
     for img_path, mask_path in sample_pairs[:2]:
@@ -153,7 +153,7 @@ def test_old_bundle_falls_back_to_the_plain_decoder(fp32, sample_pairs, tmp_path
 
     predictor = fp32
     root = _old_bundle(predictor.bundle.root, tmp_path / "old")
-    old = LesionPredictor(bundle_dir=root, engine="onnxruntime", variant="onnx-fp32")
+    old = LesionPredictor(bundle_dir=root, engine="onnxruntime", variant="onnx-fp32", reprompt=True)
     assert not old.engine.has_reprompt
     img_path, mask_path = sample_pairs[0]
     box = box_from_mask(load_mask(mask_path))

@@ -227,11 +227,14 @@ def reprompt_paths(bundle: Bundle) -> dict[str, Path]:
     return {}
 
 
-def make_engine(bundle: Bundle, choice: EngineChoice, threads: int | None = None):
-    """Create the engine for ``choice`` on ``bundle``'s files (encoder, decoder and, when the
-    variant lists them, the re-prompt pair)."""
+def make_engine(
+    bundle: Bundle, choice: EngineChoice, threads: int | None = None, *, reprompt: bool = False
+):
+    """Create the engine for ``choice`` on ``bundle``'s files: encoder, decoder and, with
+    ``reprompt`` and when the variant lists them, the re-prompt pair (two more graphs in memory
+    and a prelude per photo: worth it where boxes change on one photo, not for one mask)."""
     enc, dec = bundle.file("encoder"), bundle.file("decoder")
-    fast = reprompt_paths(bundle)
+    fast = reprompt_paths(bundle) if reprompt else {}
     if choice.engine == "openvino":
         from skinscreen.engine.openvino import OpenVinoEngine
 

@@ -78,6 +78,9 @@ class SegmentService:
             if self._predictor is None:
                 from skinscreen.predictor import LesionPredictor
 
+                # plain decoder, as the CLI: the re-prompt pair's fp32 prompt decoder differs
+                # from the INT8 variant's decoder by a few boundary pixels, and the page's mask
+                # must equal what `skinscreen segment` gives for the same photo and box
                 self._predictor = LesionPredictor(
                     bundle.model, bundle=bundle, threads=self.settings.threads, engine=self._engine
                 )
