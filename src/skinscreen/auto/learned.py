@@ -5,7 +5,7 @@ A small convolutional head (the shipped one: 0.79 M parameters, 3.2 MB), trained
 augmented views on a GPU, :mod:`skinscreen.train.localiser_views`), reads the image embedding the
 encoder already computed and predicts a coarse lesion probability map on the embedding grid;
 connected regions of that map become ranked candidate boxes. Cost: one small ONNX run (about
-1.8 GFLOP, 20-30 ms on 2 cores), no second encoder run.
+1.8 GFLOP, tens of ms on 2 cores), no second encoder run.
 
 Coordinates: the map is ``(64, 64)`` over the model's padded square frame (``input_size`` px,
 one cell = ``input_size / 64`` px); boxes are returned XYXY in original photo pixels.
