@@ -223,18 +223,7 @@ def measure_onnx(
             feats = dict(zip(names, fast[0].run(None, {"image_embeddings": emb32}), strict=True))
             logits = fast[1].run(None, {**feats, "boxes": c.box_model})[0]
             fast_masks.append(_mask(reference.spec, logits[0, 0], c.transform))
-    rec = _accuracy_record(reference, masks)
-    rec.update(
-        {
-            "embedding_max_abs_diff": round(emb_diff, 6),
-            "n_images": len(masks),
-            "images": reference.images,
-            "encoder_ms_median": round(float(np.median(times)), 1),
-        }
-    )
-    if fast is not None:
-        rec["reprompt"] = _reprompt_record(reference, fast_masks, masks)
-    return rec
+    return _measured_record(reference, masks, fast_masks, emb_diff, times)
 
 
 def measure_engine(reference: GateReference, engine) -> dict:
@@ -255,6 +244,18 @@ def measure_engine(reference: GateReference, engine) -> dict:
         if has_fast:
             logits, _ = engine.decode(emb, c.box_model, engine.prelude(emb))
             fast_masks.append(_mask(reference.spec, logits, c.transform))
+    return _measured_record(reference, masks, fast_masks, emb_diff, times)
+
+
+def _measured_record(
+    reference: GateReference,
+    masks: list[np.ndarray],
+    fast_masks: list[np.ndarray],
+    emb_diff: float,
+    times: list[float],
+) -> dict:
+    """The gate record of one measured variant (shared by :func:`measure_onnx` and
+    :func:`measure_engine`); a ``reprompt`` sub-record when the re-prompt pair was measured."""
     rec = _accuracy_record(reference, masks)
     rec.update(
         {
@@ -264,7 +265,7 @@ def measure_engine(reference: GateReference, engine) -> dict:
             "encoder_ms_median": round(float(np.median(times)), 1),
         }
     )
-    if has_fast:
+    if fast_masks:
         rec["reprompt"] = _reprompt_record(reference, fast_masks, masks)
     return rec
 
