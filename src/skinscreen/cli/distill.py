@@ -169,7 +169,7 @@ def command(**kw):
       skinscreen distill --cache-only --views 2
       skinscreen distill --out runs/s0 --minutes 60 --eval-images dev/images --eval-masks dev/masks --eval-every 200
       skinscreen distill --out runs/s0 --device cuda --online --steps 200000 --batch-size 32
-      skinscreen distill --export-bundle skinscreen-student-v0
+      skinscreen distill --export-bundle skinscreen-student-v1
     """
     from skinscreen.export import require_torch
 
