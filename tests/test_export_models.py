@@ -134,6 +134,25 @@ def test_tinyvit_embedding_shape_and_iou_head(litemedsam):
     assert iou.shape == (1, 1)
 
 
+def test_encoder_export_form_matches_eager_encoder(litemedsam):
+    """The exported TinyViT form (tokens layout, q/k/v as three linears) computes the eager
+    encoder's values and keeps its state-dict keys; the eager encoder is untouched."""
+    from skinscreen.export.models.tinyvit_tokens import TokenTinyViT
+    from skinscreen.export.onnx_export import EncoderGraph
+
+    graph = EncoderGraph(litemedsam).eval()
+    assert isinstance(graph.image_encoder, TokenTinyViT)
+    assert list(graph.image_encoder.state_dict()) == list(litemedsam.image_encoder.state_dict())
+    # a non-square, non-multiple-of-window input exercises the padding and the crop
+    for shape in [(1, 3, 256, 256), (2, 3, 192, 224)]:
+        x = torch.rand(*shape, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            want = litemedsam.image_encoder(x)
+            got = graph(x)
+        assert got.shape == want.shape
+        assert float((got - want).abs().max()) <= 1e-5
+
+
 def test_decoder_graph_exports_for_vit_b(tmp_path):
     """The ViT-B decoder (boxes in 1024 px space) traces and runs in onnxruntime."""
     from skinscreen.export.onnx_export import export_decoder

@@ -31,6 +31,7 @@ from skinscreen.export.models.reprompt import (
     PromptDecoder,
     prelude_shapes,
 )
+from skinscreen.export.models.tinyvit_tokens import export_form
 from skinscreen.spec import ModelSpec
 
 OPSET = 17
@@ -41,11 +42,17 @@ DECODER_OUTPUTS = ["low_res_logits", "iou_predictions"]
 
 
 class EncoderGraph(nn.Module):
-    """``image`` ``(1, 3, S, S)`` -> ``image_embeddings`` ``(1, 256, 64, 64)``."""
+    """``image`` ``(1, 3, S, S)`` -> ``image_embeddings`` ``(1, 256, 64, 64)``.
 
-    def __init__(self, model: SamModel) -> None:
+    With ``token_layout`` (the default) a TinyViT encoder is traced in its export form
+    (:mod:`skinscreen.export.models.tinyvit_tokens`: same weights and arithmetic, far fewer
+    layout conversions in the exported graph); other encoders are traced as they are.
+    """
+
+    def __init__(self, model: SamModel, token_layout: bool = True) -> None:
         super().__init__()
-        self.image_encoder = model.image_encoder
+        encoder = model.image_encoder
+        self.image_encoder = export_form(encoder) if token_layout else encoder
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.image_encoder(image)

@@ -435,7 +435,7 @@ def build_coreml(net, spec, precision: str, out_dir: Path) -> dict:
     io = io_spec(spec)
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     parts = {
-        "encoder": (EncoderGraph(net).eval(), io["encoder"]),
+        "encoder": (EncoderGraph(net, token_layout=False).eval(), io["encoder"]),
         "decoder": (DecoderGraph(net).eval(), io["decoder"]),
     }
     gen = torch.Generator().manual_seed(0)
