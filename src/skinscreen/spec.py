@@ -156,9 +156,7 @@ STUDENT_V1 = ModelSpec(
     extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
 )
 
-REGISTRY: dict[str, ModelSpec] = {
-    s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B, STUDENT_V1)
-}
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B, STUDENT_V1)}
 DEFAULT_MODEL = "litemedsam"
 
 
