@@ -1,17 +1,15 @@
 """Box-prompt rules under jitter / loose boxes, with and without the localiser (fourth session,
 docs/auto.md). Usage as exp_auto.py.
 """
-import csv, json, os, sys, zlib
+import json, sys, zlib
 from pathlib import Path
+from photos import photos
 import cv2, numpy as np
-from skinscreen.auto.learned import load_localiser
-from skinscreen.predictor import LesionPredictor, ImageEncoding
-from skinscreen.preprocess.transforms import box_from_mask, compute_transform, expand_box
-from skinscreen.io.image import load_image, load_mask
+from skinscreen.predictor import LesionPredictor
+from skinscreen.preprocess.transforms import box_from_mask, expand_box
 from skinscreen.evaluate.dataset import jitter_box
 
 which, out = sys.argv[1], Path(sys.argv[2])
-SH = Path("../shared/data")
 pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1)
 M = 0.05
 
@@ -91,31 +89,10 @@ def run_photo(pid, prob, gt):
 
 
 rows = []
-if which == "train":
-    import torch
-    from skinscreen.train.localiser import load_data, maps_from_fold_heads
-    root = Path.home() / ".cache/skinscreen/distill-cache/litemedsam-seed0"
-    masks = SH / "lesions-train/masks"
-    ds = load_data(root, masks, views=(0,))
-    trained = torch.load(os.environ.get("HEADS", "heads-w128-e120.pt"), map_location="cpu", weights_only=True)
-    maps = maps_from_fold_heads(ds, trained["folds"], trained["config"]["width"], 0)
-    meta = {r["id"]: r["modality"] for r in csv.DictReader(open(SH / "lesions-train/metadata.csv"))}
-    step = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    for k, (pid, prob) in enumerate(sorted(maps.items())):
-        if k % step:
-            continue
-        gt = load_mask(masks / f"{pid}.png")
-        t = compute_transform(pred.spec, gt.shape)
-        emb = np.load(root / "v0" / f"{pid}.emb.npy").astype(np.float32)[None]
-        pred.set_encoding(ImageEncoding(np.zeros((1, 1, 3), np.uint8), emb, t, key=f"x:{pid}"))
-        r = run_photo(pid, prob, gt); r["group"] = meta.get(pid, ""); rows.append(r)
-else:
-    d = SH / which
-    loc = load_localiser("litemedsam")
-    for p in sorted((d / "images").iterdir()):
-        gt = load_mask(d / "masks" / f"{p.stem}.png")
-        pred.set_image(load_image(p))
-        prob = loc.probability_map(pred.encoding.embedding, pred.encoding.transform)
-        r = run_photo(p.stem, prob, gt); r["group"] = which; rows.append(r)
+step = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+for pid, prob, gt, group in photos(which, pred, step):
+    r = run_photo(pid, prob, gt)
+    r["group"] = group
+    rows.append(r)
 json.dump(rows, open(out, "w"))
 print("done", len(rows))

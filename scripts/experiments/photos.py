@@ -1,0 +1,52 @@
+"""Shared photo loop of the fourth-session experiments: yields each photo with its localiser map
+after making it the predictor's current encoding.
+
+- ``which == "train"``: lesions-train, out-of-fold maps of the fold heads in ``$HEADS`` on the
+  embedding cache of ``skinscreen train-localiser`` (``$CACHE``, default the distill cache);
+- otherwise ``../shared/data/<which>`` with the shipped localiser (held-out sets).
+"""
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from skinscreen.auto.learned import load_localiser
+from skinscreen.io.image import load_image, load_mask
+from skinscreen.predictor import ImageEncoding
+from skinscreen.preprocess.transforms import compute_transform
+
+SHARED = Path("../shared/data")
+CACHE = Path(os.environ.get("CACHE", Path.home() / ".cache/skinscreen/distill-cache/litemedsam-seed0"))
+
+
+def photos(which: str, pred, step: int = 1):
+    """Yield ``(id, (64, 64) probability map, (H, W) bool expert mask, group)``."""
+    if which == "train":
+        import torch
+
+        from skinscreen.train.localiser import load_data, maps_from_fold_heads
+
+        masks = SHARED / "lesions-train/masks"
+        ds = load_data(CACHE, masks, views=(0,))
+        heads = torch.load(os.environ.get("HEADS", "heads-w128-e120.pt"), map_location="cpu", weights_only=True)
+        maps = maps_from_fold_heads(ds, heads["folds"], heads["config"]["width"], 0)
+        with open(SHARED / "lesions-train/metadata.csv") as f:
+            meta = {r["id"]: r["modality"] for r in csv.DictReader(f)}
+        for k, (pid, prob) in enumerate(sorted(maps.items())):
+            if k % step:
+                continue
+            gt = load_mask(masks / f"{pid}.png")
+            t = compute_transform(pred.spec, gt.shape)
+            emb = np.load(CACHE / "v0" / f"{pid}.emb.npy").astype(np.float32)[None]
+            pred.set_encoding(ImageEncoding(np.zeros((1, 1, 3), np.uint8), emb, t, key=f"x:{pid}"))
+            yield pid, prob, gt, meta.get(pid, "")
+    else:
+        d = SHARED / which
+        loc = load_localiser("litemedsam")
+        for p in sorted((d / "images").iterdir()):
+            gt = load_mask(d / "masks" / f"{p.stem}.png")
+            pred.set_image(load_image(p))
+            prob = loc.probability_map(pred.encoding.embedding, pred.encoding.transform)
+            yield p.stem, prob, gt, which
