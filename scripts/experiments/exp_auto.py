@@ -4,9 +4,9 @@ Usage (from the repository root): python scripts/experiments/exp_auto.py lesions
 (train: out-of-fold maps of the fold heads in $HEADS, a heads-<config>.pt from
 skinscreen.train.localiser_views, on the embedding cache of `skinscreen train-localiser`).
 """
-import json, sys
+import sys
 from pathlib import Path
-from photos import photos
+from photos import main
 import cv2, numpy as np
 from skinscreen.predictor import LesionPredictor
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
@@ -93,11 +93,4 @@ def run_photo(pid, prob, gt):
     return rec
 
 
-rows = []
-step = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-for pid, prob, gt, group in photos(which, pred, step):
-    r = run_photo(pid, prob, gt)
-    r["group"] = group
-    rows.append(r)
-json.dump(rows, open(out, "w"))
-print("done", len(rows))
+main(run_photo, pred)

@@ -1,9 +1,9 @@
 """Box-prompt rules under jitter / loose boxes, with and without the localiser (fourth session,
 docs/auto.md). Usage as exp_auto.py.
 """
-import json, sys, zlib
+import sys, zlib
 from pathlib import Path
-from photos import photos
+from photos import main
 import cv2, numpy as np
 from skinscreen.predictor import LesionPredictor
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
@@ -88,11 +88,4 @@ def run_photo(pid, prob, gt):
     return rec
 
 
-rows = []
-step = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-for pid, prob, gt, group in photos(which, pred, step):
-    r = run_photo(pid, prob, gt)
-    r["group"] = group
-    rows.append(r)
-json.dump(rows, open(out, "w"))
-print("done", len(rows))
+main(run_photo, pred)

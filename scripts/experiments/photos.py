@@ -50,3 +50,18 @@ def photos(which: str, pred, step: int = 1):
             pred.set_image(load_image(p))
             prob = loc.probability_map(pred.encoding.embedding, pred.encoding.transform)
             yield p.stem, prob, gt, which
+
+
+def main(run_photo, pred) -> None:
+    """``argv``: WHICH OUT.json [STEP]; writes one record per photo from ``run_photo``."""
+    import json
+    import sys
+
+    which, out = sys.argv[1], sys.argv[2]
+    step = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    rows = []
+    for pid, prob, gt, group in photos(which, pred, step):
+        rows.append({**run_photo(pid, prob, gt), "group": group})
+    with open(out, "w") as f:
+        json.dump(rows, f)
+    print("done", len(rows))
