@@ -1,7 +1,8 @@
-"""The smallest bundle variant, ``onnx-int8w`` (weight-only int8 storage, float32 arithmetic), on
+"""The smallest bundle variants. ``onnx-int8w`` (weight-only int8 storage, float32 arithmetic) on
 the real distilled student ``skinscreen-student-v1``: built into a copy of its fp32 bundle, gated
 against the student's own fp32 PyTorch model on the sample photos, written under 12 MB, run by
-the runtime predictor; the weight-only quantizer itself on a small hand-made graph."""
+the runtime predictor. ``onnx-int8w16`` (the same with float16 convolution weights) on the real
+LiteMedSAM: gated and under 12 MB. The weight-only quantizer itself on a small hand-made graph."""
 
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ GATE_PHOTOS = sorted((ROOT / "examples" / "images").glob("*.jpg")) + sorted(
 STUDENT = "skinscreen-student-v1"
 
 
-def student_fp32_copy(dst: Path) -> Path:
-    """A fresh bundle holding only the cached student bundle's onnx-fp32 variant."""
+def student_fp32_copy(dst: Path, model: str = STUDENT) -> Path:
+    """A fresh bundle holding only the cached ``model`` bundle's onnx-fp32 variant."""
     try:
-        src = open_bundle(STUDENT, variant="onnx-fp32")
+        src = open_bundle(model, variant="onnx-fp32")
     except BundleError as e:
-        pytest.skip(f"no {STUDENT} bundle here ({e}); build it with skinscreen distill")
+        pytest.skip(f"no {model} bundle here ({e}); build it with skinscreen export / distill")
     dst.mkdir(parents=True)
     m = json.loads(json.dumps(src.manifest))
     m["variants"] = {"onnx-fp32": m["variants"]["onnx-fp32"]}
@@ -88,6 +89,115 @@ def test_int8w_runs_in_the_runtime_predictor(small_bundle):
         p.set_image(rgb)
         masks[k] = p.predict(box=box).mask
     assert dice(masks["onnx-int8w"], masks["onnx-fp32"]) >= 0.98
+
+
+@pytest.fixture(scope="module")
+def litemedsam_small(tmp_path_factory) -> Path:
+    from skinscreen.export.variants import add_variants
+
+    root = student_fp32_copy(tmp_path_factory.mktemp("small") / "litemedsam", "litemedsam")
+    add_variants(root, ["onnx"], ["int8w16"], gate_images=GATE_PHOTOS)
+    return root
+
+
+def test_int8w16_is_litemedsams_smallest_gated_bundle(litemedsam_small):
+    from skinscreen.export.variants import decoder_computes_all_masks
+
+    m = read_manifest(litemedsam_small)
+    v = m["variants"]["onnx-int8w16"]
+    verify_files(litemedsam_small, m, "onnx-int8w16")
+    b = open_bundle(root=litemedsam_small, variant="onnx-int8w16")
+    mb = b.size_bytes(optional=False) / 1e6
+    # measured: 10.97 MB (encoder 7.16 + decoder 3.81; onnx-int8 22.6 MB, fp32 42.3 MB)
+    assert mb < 12.0 and mb < 0.3 * b.size_bytes("onnx-fp32", optional=False) / 1e6
+    a = v["accuracy"]
+    assert a["gate"]["passed"] and not a["gate"]["forced"]
+    # measured on these 5 photos: 0.9932 / 0.9828 (17 gate photos: 0.9943 / 0.9828)
+    assert a["mask_dice_vs_fp32_mean"] >= 0.99 and a["mask_dice_vs_fp32_min"] >= 0.95
+    assert a["dice_vs_expert_mean"] >= 0.85 and a["n_images"] == len(GATE_PHOTOS)
+    assert a["reprompt"]["mask_dice_vs_fp32_mean"] >= 0.99
+    q = v["quantization"]
+    # float16: the 26 TinyViT convolutions outside the neck with >= 1024 weights and the 12
+    # MatMuls of layers.1; int8: the neck's 2 convolutions and the other MatMuls
+    assert q["encoder"]["float16_tensors"] == 38 and q["encoder"]["per_channel_tensors"] > 30
+    assert q["decoder"]["float16_tensors"] == 0 and q["decoder"]["per_tensor_tensors"] >= 1
+    assert q["decoder"]["positional_encoding"]["computed"] == "image_pe"
+    assert v["onnxruntime_session_config"] == {"session.disable_quant_qdq": "1"}
+    # built from the single-mask decoder (re-exported when the cached bundle predates it)
+    assert not decoder_computes_all_masks(litemedsam_small / v["files"]["decoder"]["path"])
+    assert m["default_variant"] == "onnx-fp32"
+
+
+def test_positional_encoding_computed_at_load_equals_the_stored_one(litemedsam_small, tmp_path):
+    """``int8w16``'s decoder computes the dense positional encoding from the Fourier matrix: on
+    the fp32 decoder the rewrite changes the outputs by float rounding only."""
+    import onnx
+    import onnxruntime as ort
+
+    from skinscreen.export.reference import load_model
+    from skinscreen.export.variants import positions_in_graph
+    from skinscreen.spec import get_spec
+
+    net = load_model(get_spec("litemedsam"))
+    gaussian = net.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.numpy()
+    src = litemedsam_small / "decoder.onnx"
+    dst = tmp_path / "decoder.onnx"
+    assert positions_in_graph(src, dst, gaussian)["computed"] == "image_pe"
+    assert "image_pe" not in {t.name for t in onnx.load(str(dst)).graph.initializer}
+    assert dst.stat().st_size < src.stat().st_size - 4_000_000  # 1 M float32 values fewer
+    rng = np.random.default_rng(2)
+    feeds = {
+        "image_embeddings": rng.normal(size=(1, 256, 64, 64)).astype(np.float32),
+        "boxes": np.array([[30.0, 40.0, 200.0, 210.0]], np.float32),
+    }
+    want = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert np.abs(got[0] - want[0]).max() < 1e-3 and np.abs(got[1] - want[1]).max() < 1e-4
+    # a matrix that does not reproduce the stored tensor leaves the graph as it was
+    assert positions_in_graph(src, tmp_path / "same.onnx", gaussian * 1.01) == {}
+    assert (tmp_path / "same.onnx").stat().st_size == src.stat().st_size
+
+
+def test_weight_only_quantizer_keeps_selected_weights_float16(tmp_path):
+    """The ``fp16`` selector stores a weight as float16 behind a Cast; the rest stays int8."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from skinscreen.export.variants import int8w16_fp16, quantize_weights_only_int8
+
+    rng = np.random.default_rng(1)
+    conv_w = rng.normal(size=(8, 4, 3, 3)).astype(np.float32)
+    neck_w = rng.normal(size=(8, 8, 3, 3)).astype(np.float32)
+    mm_w = rng.normal(size=(8, 16)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "conv_w"], ["c"], pads=[1, 1, 1, 1], name="/enc/Conv"),
+            helper.make_node("Conv", ["c", "neck_w"], ["n"], pads=[1, 1, 1, 1], name="/neck/Conv"),
+            helper.make_node("MatMul", ["n", "mm_w"], ["y"], name="/enc/MatMul"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 16])],
+        [
+            numpy_helper.from_array(w, n)
+            for w, n in ((conv_w, "conv_w"), (neck_w, "neck_w"), (mm_w, "mm_w"))
+        ],
+    )
+    src, dst = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    rec = quantize_weights_only_int8(src, dst, min_elements=64, fp16=int8w16_fp16)
+    assert rec["float16_tensors"] == 1 and rec["per_channel_tensors"] == 2
+    q = onnx.load(str(dst))
+    inits = {t.name: t for t in q.graph.initializer}
+    assert inits["conv_w_fp16"].data_type == TensorProto.FLOAT16
+    assert inits["neck_w_int8"].data_type == TensorProto.INT8
+    casts = [n for n in q.graph.node if n.op_type == "Cast"]
+    assert [(n.input[0], n.output[0]) for n in casts] == [("conv_w_fp16", "conv_w")]
+    x = rng.normal(size=(1, 4, 8, 8)).astype(np.float32)
+    ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    got = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert np.abs(got[0] - ref[0]).max() / np.abs(ref[0]).max() < 0.02
 
 
 def test_weight_only_quantizer_on_a_small_graph(tmp_path):

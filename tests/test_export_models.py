@@ -160,3 +160,38 @@ def test_decoder_graph_exports_for_vit_b(tmp_path):
     model = build_model(MEDSAM_VIT_B).eval()
     path = export_decoder(model, MEDSAM_VIT_B, Path(tmp_path) / "decoder.onnx")
     assert path.stat().st_size > 1_000_000
+
+
+def test_decoder_graph_computes_only_mask_zero(litemedsam, tmp_path):
+    """The decoder graph runs only mask 0's hypernetwork MLP and product: the same mask and IoU
+    as all four masks sliced (float64: equal to rounding), 3 MLPs fewer in the exported file."""
+    import copy
+
+    from skinscreen.export.onnx_export import DecoderGraph, export_decoder
+    from skinscreen.export.variants import decoder_computes_all_masks
+
+    net = copy.deepcopy(litemedsam).to(torch.float64)
+    graph = DecoderGraph(net).eval()
+    pe, dec = net.prompt_encoder, net.mask_decoder
+    gen = torch.Generator().manual_seed(5)
+    for box in ([40.0, 50.0, 200.0, 180.0], [0.0, 0.0, 255.0, 255.0]):
+        emb = torch.randn(1, 256, 64, 64, generator=gen, dtype=torch.float64)
+        b = torch.tensor([box], dtype=torch.float64)
+        with torch.no_grad():
+            mask, iou = graph(emb, b)
+            masks, ious = dec.predict_all(
+                emb, graph.image_pe, pe.embed_boxes(b), pe.dense_no_mask(1)
+            )
+        assert mask.shape == (1, 1, 256, 256) and iou.shape == (1, 1)
+        assert float((mask - masks[:, 0:1]).abs().max()) < 1e-9
+        assert float((iou - ious[:, 0:1]).abs().max()) < 1e-12
+    path = export_decoder(litemedsam, LITEMEDSAM, Path(tmp_path) / "decoder.onnx")
+    assert not decoder_computes_all_masks(path)
+    unused = sum(
+        p.numel()
+        for n, p in litemedsam.mask_decoder.named_parameters()
+        if n.startswith("output_hypernetworks_mlps.")
+        and not n.startswith("output_hypernetworks_mlps.0.")
+    )
+    assert unused == 419_424
+    assert path.stat().st_size < 19_000_000  # 18.8 MB (20.5 MB with all four masks)

@@ -43,8 +43,10 @@ import click
     "--precision",
     "precisions",
     default=None,
-    help="Comma-separated precisions: fp32,fp16,int8,int8w (default fp32,int8). int8w = the "
-    "smallest: weight-only int8 storage, float32 arithmetic. Every variant is checked against "
+    help="Comma-separated precisions: fp32,fp16,int8,int8w,int8w16 (default fp32,int8). int8w = "
+    "the smallest: weight-only int8 storage, float32 arithmetic; int8w16 = int8w with the "
+    "convolution weights kept float16 (LiteMedSAM's smallest that passes the gate). Every "
+    "variant is checked against "
     "the fp32 PyTorch model on real photos (mask Dice mean >= 0.99, worst >= 0.95).",
 )
 @click.option(

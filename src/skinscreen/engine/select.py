@@ -42,7 +42,8 @@ class EngineChoice:
         engine: ``"onnxruntime"`` or ``"openvino"``.
         variant: manifest variant key whose files are loaded.
         precision: the variant's precision (``"fp32"``, ``"int8"``, ``"fp16"``, ``"bf16"``;
-            ``"int8w"``: int8 weight storage, float32 arithmetic).
+            ``"int8w"``: int8 weight storage, float32 arithmetic; ``"int8w16"``: the same with
+            float16 convolution weights).
         reason: one line saying why (shown by ``skinscreen models`` and in bench output).
     """
 

@@ -61,7 +61,9 @@ class EncoderGraph(nn.Module):
 class DecoderGraph(nn.Module):
     """Box prompt + mask decoder, single-mask output.
 
-    The dense positional encoding of the embedding grid is precomputed as a constant.
+    Only mask 0 and its IoU are computed (:meth:`MaskDecoder.predict_first`: the other mask
+    tokens' hypernetwork MLPs, about 0.42 M parameters, are not in the graph). The dense
+    positional encoding of the embedding grid is precomputed as a constant.
     """
 
     def __init__(self, model: SamModel) -> None:
@@ -76,8 +78,7 @@ class DecoderGraph(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         sparse = self.prompt_encoder.embed_boxes(boxes)
         dense = self.prompt_encoder.dense_no_mask(1)
-        masks, iou = self.mask_decoder.predict_all(image_embeddings, self.image_pe, sparse, dense)
-        return masks[:, 0:1], iou[:, 0:1]
+        return self.mask_decoder.predict_first(image_embeddings, self.image_pe, sparse, dense)
 
 
 def io_spec(spec: ModelSpec) -> dict:

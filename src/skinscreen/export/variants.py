@@ -24,6 +24,13 @@ Variants:
   calibration). About a quarter of the fp32 size; passes the gate for the distilled student
   (8.6 MB) but not for LiteMedSAM's TinyViT (mask Dice vs fp32 0.96). No CoreML counterpart
   (``coreml-int8`` is already weight-compressed).
+- ``onnx-int8w16``: ``onnx-int8w`` with the convolution weights outside the encoder neck (the
+  BN-folded ones, which int8 storage cannot afford) and the first attention stage's MatMul
+  weights stored as float16 behind a ``Cast`` (:func:`int8w16_fp16`), and the decoder's dense
+  positional encoding computed at load instead of stored (:func:`positions_in_graph`). The
+  smallest LiteMedSAM variant that passes the gate (11.0 MB; its ``onnx-int8w``, 11.3 MB, fails
+  it). Same runtime as ``onnx-int8w`` (fp32 arithmetic; the ``DequantizeLinear``, ``Cast`` and
+  positional-encoding nodes are folded at load).
 - ``onnx-fp16``: every float tensor in fp16, float32 inputs/outputs kept (slow on x86 CPUs: ORT
   inserts casts around ops without fp16 kernels; meant for GPU/NNAPI/XNNPACK-fp16 targets).
 - ``ort-<p>``: the ``onnx-<p>`` graphs converted with onnxruntime's own tool
@@ -54,7 +61,8 @@ import numpy as np
 from skinscreen.errors import BundleError, SkinscreenError
 
 FORMATS = ("onnx", "ort", "coreml")
-PRECISIONS = ("fp32", "fp16", "int8", "int8w")
+PRECISIONS = ("fp32", "fp16", "int8", "int8w", "int8w16")
+WEIGHT_ONLY = ("int8w", "int8w16")
 WEIGHT_ONLY_MIN_ELEMENTS = 1024
 INT8W_SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
 INT8_METHODS = ("dynamic", "qdq", "dynamic-all")
@@ -68,6 +76,8 @@ CPU_PREFERENCE = (
     "ort-fp32",
     "onnx-int8w",  # fp32 arithmetic plus a DequantizeLinear per weight: for size, not speed
     "ort-int8w",
+    "onnx-int8w16",
+    "ort-int8w16",
     "onnx-fp16",
     "ort-fp16",
 )
@@ -110,13 +120,13 @@ def parse_choices(value: str | Iterable[str], allowed: tuple[str, ...], what: st
 
 
 def requested_variants(formats: Iterable[str], precisions: Iterable[str]) -> list[str]:
-    """Every ``<format>-<precision>`` combination, in a stable order (no ``coreml-int8w``:
-    ``coreml-int8`` is the CoreML weight-only variant)."""
+    """Every ``<format>-<precision>`` combination, in a stable order (no ``coreml-int8w`` or
+    ``coreml-int8w16``: ``coreml-int8`` is the CoreML weight-only variant)."""
     return [
         variant_key(f, p)
         for f in formats
         for p in precisions
-        if not (f == "coreml" and p == "int8w")
+        if not (f == "coreml" and p in WEIGHT_ONLY)
     ]
 
 
@@ -286,6 +296,17 @@ def quantize_encoder_int8(spec, src: Path, dst: Path, method: str, photos: list[
     return rec
 
 
+def decoder_computes_all_masks(path: Path) -> bool:
+    """True for a decoder graph exported before the single-mask form
+    (:class:`~skinscreen.export.onnx_export.DecoderGraph`): it still runs the hypernetwork MLP of
+    every mask token and slices mask 0 at the end."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    names = [n.name for n in graph.node] + [t.name for t in graph.initializer]
+    return any("output_hypernetworks_mlps.1" in n for n in names)
+
+
 def quantize_decoder_int8(src: Path, dst: Path) -> dict:
     """INT8 decoder: dynamic int8 (per output channel) weight MatMul/Gemm."""
     import onnx
@@ -309,8 +330,35 @@ def quantize_decoder_int8(src: Path, dst: Path) -> dict:
     }
 
 
+# onnx-int8w16: the encoder's BN-folded convolutions are what int8 weight storage cannot afford
+# (LiteMedSAM int8w mask Dice vs fp32 0.957; int8 MatMuls alone 0.9945, the neck alone 0.9994):
+# they stay float16, and so do the MatMuls of TinyViT's first attention stage (0.39 M weights,
+# the most sensitive: up to 2% embedding error from one int8 tensor; mask Dice vs fp32 on the 17
+# gate photos 0.9922 -> 0.9943 for +0.39 MB). The neck's two convolutions (LayerNorm2d, not
+# BN-folded) stay int8 for size.
+INT8W16_INT8_CONVS = "/neck/"
+INT8W16_FP16_MATMULS = "/image_encoder/layers.1/"
+INT8W16_NOTE = (
+    "Conv weights float16 (Cast to float32) except the encoder neck's (int8), and the MatMul "
+    "weights of the encoder's first attention stage (layers.1) float16; other MatMul/Gemm "
+    "weights and large constants int8 as in onnx-int8w"
+)
+
+
+def int8w16_fp16(name: str, op_type: str, node_name: str) -> bool:
+    """``onnx-int8w16``'s float16 selection for :func:`quantize_weights_only_int8`: the weights
+    of every ``Conv`` outside the encoder neck (TinyViT's BN-folded convolutions) and of the
+    ``MatMul`` nodes of the first attention stage (``/image_encoder/layers.1/``)."""
+    if op_type == "Conv":
+        return INT8W16_INT8_CONVS not in node_name
+    return op_type == "MatMul" and INT8W16_FP16_MATMULS in node_name
+
+
 def quantize_weights_only_int8(
-    src: Path, dst: Path, min_elements: int = WEIGHT_ONLY_MIN_ELEMENTS
+    src: Path,
+    dst: Path,
+    min_elements: int = WEIGHT_ONLY_MIN_ELEMENTS,
+    fp16: Callable[[str, str, str], bool] | None = None,
 ) -> dict:
     """Weight-only INT8 storage: each float32 initializer with at least ``min_elements`` elements
     becomes an int8 initializer and a scale, and an ONNX ``DequantizeLinear`` (opset 13+) restores
@@ -318,23 +366,41 @@ def quantize_weights_only_int8(
 
     Symmetric (zero point 0, range +-127). Per output channel where the tensor is the weight of
     exactly one ``Conv`` (axis 0) or the right-hand side of one ``MatMul`` (last axis); per tensor
-    otherwise (e.g. the decoder's dense positional encoding ``image_pe``). Returns the manifest's
-    ``quantization`` record.
+    otherwise (e.g. the decoder's dense positional encoding ``image_pe``).
+
+    ``fp16(name, op_type, node_name)``: initializers it selects (``op_type`` and ``node_name``
+    are the consumer's when there is exactly one, else ``""``) are stored as float16 behind a
+    ``Cast`` to float32 instead (``onnx-int8w16`` keeps the BN-folded convolutions that way).
+    onnxruntime folds both the ``DequantizeLinear`` (with ``session.disable_quant_qdq``) and the
+    ``Cast`` at load.
+    Returns the manifest's ``quantization`` record.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(src))
-    users: dict[str, list[tuple[str, int]]] = {}
+    users: dict[str, list[tuple[str, int, str]]] = {}
     for node in model.graph.node:
         for i, name in enumerate(node.input):
-            users.setdefault(name, []).append((node.op_type, i))
-    dequant, per_channel, per_tensor = [], 0, 0
+            users.setdefault(name, []).append((node.op_type, i, node.name))
+    restore, per_channel, per_tensor, half = [], 0, 0, 0
     for t in list(model.graph.initializer):
         if t.data_type != TensorProto.FLOAT or int(np.prod(t.dims)) < min_elements:
             continue
         w = numpy_helper.to_array(t).astype(np.float32)
         use = users.get(t.name, [])
+        op, node_name = (use[0][0], use[0][2]) if len(use) == 1 else ("", "")
+        if fp16 is not None and fp16(t.name, op, node_name):
+            hi = numpy_helper.from_array(w.astype(np.float16), f"{t.name}_fp16")
+            model.graph.initializer.remove(t)
+            model.graph.initializer.append(hi)
+            restore.append(
+                helper.make_node(
+                    "Cast", [hi.name], [t.name], name=f"{t.name}_cast", to=TensorProto.FLOAT
+                )
+            )
+            half += 1
+            continue
         axis = None
         if len(use) == 1 and use[0][1] == 1 and w.ndim >= 2:
             axis = {"Conv": 0, "MatMul": w.ndim - 1}.get(use[0][0])
@@ -354,22 +420,92 @@ def quantize_weights_only_int8(
         model.graph.initializer.remove(t)
         model.graph.initializer.extend([qi, si])
         attrs = {} if axis is None else {"axis": axis}
-        dequant.append(
+        restore.append(
             helper.make_node(
                 "DequantizeLinear", [qi.name, si.name], [t.name], name=f"{t.name}_dq", **attrs
             )
         )
-    for node in reversed(dequant):
+    for node in reversed(restore):
         model.graph.node.insert(0, node)
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
-    return {
+    rec = {
         "method": "weight-only int8 storage (onnx DequantizeLinear), float32 arithmetic",
         "weights": f"float32 initializers with >= {min_elements} elements: int8 symmetric, per "
         "output channel for Conv/MatMul weights, per tensor otherwise",
         "activations": "float32 (not quantized; no calibration)",
         "per_channel_tensors": per_channel,
         "per_tensor_tensors": per_tensor,
+    }
+    if fp16 is not None:
+        rec["float16_tensors"] = half
+    return rec
+
+
+def positions_in_graph(src: Path, dst: Path, gaussian: np.ndarray, name: str = "image_pe") -> dict:
+    """Replace the decoder's stored dense positional encoding ``name`` ``(1, C, h, w)`` (a 1 M
+    float constant for LiteMedSAM) with the few nodes that compute it, as
+    :meth:`~skinscreen.export.models.sam_heads.RandomFourierPositions.grid` does:
+    ``[sin(2 pi p G), cos(2 pi p G)]`` over the grid of cell centres ``p = 2 (x, y) - 1``.
+
+    The grid's values are odd multiples of ``1/h`` and ``1/w`` minus one, exact in float16, so
+    it is stored as float16 (8 K values); ``gaussian`` is the prompt encoder's ``(2, C/2)``
+    matrix. Every input is constant, so onnxruntime computes the tensor once at load. Written
+    only when the nodes reproduce the stored tensor (max difference < 1e-4); returns the
+    manifest record (``{}`` when ``name`` is absent or does not match, ``dst`` then a copy).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    stored = next((t for t in model.graph.initializer if t.name == name), None)
+    if stored is None or len(stored.dims) != 4:
+        shutil.copyfile(src, dst)
+        return {}
+    _, c, h, w = stored.dims
+    g = np.asarray(gaussian, np.float32)
+    ys = (np.arange(h, dtype=np.float32) + 0.5) / h
+    xs = (np.arange(w, dtype=np.float32) + 0.5) / w
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    grid = 2.0 * np.stack([xx, yy], axis=-1) - 1.0  # (h, w, 2)
+    proj = np.float32(2.0 * np.pi) * (grid @ g)
+    rebuilt = np.concatenate([np.sin(proj), np.cos(proj)], -1).transpose(2, 0, 1)[None]
+    if (
+        g.shape != (2, c // 2)
+        or not np.array_equal(grid.astype(np.float16).astype(np.float32), grid)
+        or float(np.abs(rebuilt - numpy_helper.to_array(stored)).max()) >= 1e-4
+    ):
+        shutil.copyfile(src, dst)
+        return {}
+    p = f"{name}_rebuild"
+    consts = [
+        numpy_helper.from_array(grid.astype(np.float16), f"{p}_grid_fp16"),
+        numpy_helper.from_array(g, f"{p}_gaussian"),
+        numpy_helper.from_array(np.asarray(2.0 * np.pi, np.float32), f"{p}_two_pi"),
+        numpy_helper.from_array(np.asarray([1, c, h, w], np.int64), f"{p}_shape"),
+    ]
+    nodes = [
+        helper.make_node("Cast", [f"{p}_grid_fp16"], [f"{p}_grid"], to=TensorProto.FLOAT),
+        helper.make_node("MatMul", [f"{p}_grid", f"{p}_gaussian"], [f"{p}_mm"]),
+        helper.make_node("Mul", [f"{p}_mm", f"{p}_two_pi"], [f"{p}_proj"]),
+        helper.make_node("Sin", [f"{p}_proj"], [f"{p}_sin"]),
+        helper.make_node("Cos", [f"{p}_proj"], [f"{p}_cos"]),
+        helper.make_node("Concat", [f"{p}_sin", f"{p}_cos"], [f"{p}_hwc"], axis=-1),
+        helper.make_node("Transpose", [f"{p}_hwc"], [f"{p}_chw"], perm=[2, 0, 1]),
+        helper.make_node("Reshape", [f"{p}_chw", f"{p}_shape"], [name]),
+    ]
+    for i, node in enumerate(nodes):
+        node.name = f"/{p}/{node.op_type}_{i}"
+    model.graph.initializer.remove(stored)
+    model.graph.initializer.extend(consts)
+    for node in reversed(nodes):
+        model.graph.node.insert(0, node)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return {
+        "computed": name,
+        "note": f"{name} {[1, c, h, w]} computed from the (2, {c // 2}) Fourier matrix at load "
+        "instead of stored",
     }
 
 
@@ -661,6 +797,16 @@ def add_variants(
     work = Path(tempfile.mkdtemp(prefix=".variants-tmp-", dir=root))
     results: dict[str, VariantResult] = {}
     try:
+        # converted variants start from a single-mask decoder, re-exported from the PyTorch model
+        # when the bundle predates that form (same outputs, 3 hypernetwork MLPs fewer)
+        src = dict(fp32)
+        if decoder_computes_all_masks(fp32["decoder"]) and any(
+            not k.startswith("coreml") and not k.endswith("-fp32") for k in wanted
+        ):
+            from skinscreen.export.onnx_export import export_decoder
+
+            say("re-exporting the decoder in its single-mask form (the bundle's predates it)")
+            src["decoder"] = export_decoder(net, spec, work / "decoder.single-mask.onnx")
         # onnx-<p> graphs are needed for ort-<p> too, even when only ort was asked for
         onnx_needed = sorted(
             {k.split("-", 1)[1] for k in wanted if not k.startswith("coreml")},
@@ -676,15 +822,28 @@ def add_variants(
                     shutil.copy2(fp32[part], d / f"{part}.onnx")
             elif p == "fp16":
                 say("onnx-fp16: converting to float16")
-                for part in fp32:
-                    convert_fp16(fp32[part], d / f"{part}.onnx")
+                for part in src:
+                    convert_fp16(src[part], d / f"{part}.onnx")
                 details["conversion"] = "onnxruntime.transformers.float16, keep_io_types=True"
-            elif p == "int8w":
-                say("onnx-int8w: weight-only int8 storage of the fp32 graphs")
+            elif p in WEIGHT_ONLY:
+                say(f"onnx-{p}: weight-only int8 storage of the fp32 graphs")
+                parts, keep16 = dict(src), None
+                if p == "int8w16":
+                    keep16 = int8w16_fp16
+                    parts["decoder"] = work / "decoder.positions.onnx"
+                    gaussian = net.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+                    pe = positions_in_graph(
+                        src["decoder"], parts["decoder"], gaussian.detach().cpu().numpy()
+                    )
                 details["quantization"] = {
-                    part: quantize_weights_only_int8(fp32[part], d / f"{part}.onnx")
-                    for part in fp32
+                    part: quantize_weights_only_int8(path, d / f"{part}.onnx", fp16=keep16)
+                    for part, path in parts.items()
                 }
+                if p == "int8w16":
+                    for rec in details["quantization"].values():
+                        rec["float16"] = INT8W16_NOTE
+                    if pe:
+                        details["quantization"]["decoder"]["positional_encoding"] = pe
                 # ORT keeps DequantizeLinear nodes unfolded (for QDQ fusion) unless told not to;
                 # folded at load, the graphs run at fp32 speed (unfolded: ~10% slower encoder)
                 details["onnxruntime_session_config"] = dict(INT8W_SESSION_CONFIG)
@@ -695,10 +854,10 @@ def add_variants(
                     + (f", {len(photos)} calibration photos)" if int8_method == "qdq" else ")")
                 )
                 enc = quantize_encoder_int8(
-                    spec, fp32["encoder"], d / "encoder.onnx", int8_method, photos
+                    spec, src["encoder"], d / "encoder.onnx", int8_method, photos
                 )
                 say("onnx-int8: quantizing the decoder (dynamic)")
-                dec = quantize_decoder_int8(fp32["decoder"], d / "decoder.onnx")
+                dec = quantize_decoder_int8(src["decoder"], d / "decoder.onnx")
                 details["quantization"] = {"encoder": enc, "decoder": dec}
             onnx_built[p] = VariantResult(
                 variant_key("onnx", p),

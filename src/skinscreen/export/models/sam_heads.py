@@ -295,6 +295,30 @@ class MaskDecoder(nn.Module):
         masks = (hyper @ up.reshape(b, cu, hu * wu)).reshape(b, -1, hu, wu)
         return masks, self.iou_prediction_head(iou_out)
 
+    def predict_first(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask 0 and its IoU only (the single-mask output of box prompts): the same arithmetic
+        as ``predict_all(...)[k][:, 0:1]`` without the other mask tokens' hypernetwork MLPs and
+        mask products. Every token still enters the transformer (tokens attend to each other);
+        only the unused outputs are not computed. Shapes as :meth:`predict_all` with M = 1."""
+        b = sparse.shape[0]
+        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+        src = image_embeddings + dense
+        pos = image_pe.expand(b, -1, -1, -1)
+        _, c, h, w = src.shape
+        hs, img = self.transformer(src, pos, tokens)
+        up = self.output_upscaling(img.transpose(1, 2).reshape(b, c, h, w))
+        hyper = self.output_hypernetworks_mlps[0](hs[:, 1:2, :])  # (B, 1, C/8)
+        _, cu, hu, wu = up.shape
+        mask = (hyper @ up.reshape(b, cu, hu * wu)).reshape(b, 1, hu, wu)
+        return mask, self.iou_prediction_head(hs[:, 0, :])[:, 0:1]
+
     def forward(
         self,
         image_embeddings: torch.Tensor,
