@@ -7,7 +7,7 @@ same fields, so an app can reproduce pre- and post-processing exactly).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from skinscreen.errors import SkinscreenError
@@ -121,6 +121,40 @@ MEDSAM_VIT_B = ModelSpec(
     ),
 )
 
+#: LiteMedSAM's prompt encoder + mask decoder fine-tuned on loose and shifted box prompts
+#: (scripts/experiments/decoder_boxes.py; figures in docs/auto.md "Box-augmented decoder")
+BOXAUG_DECODER_SHA256 = "e84b45981d06e8a3d6a5b25f8e54cee234ada745cfa449d30dae06ab2d3d405b"
+
+LITEMEDSAM_BOXAUG = replace(
+    LITEMEDSAM,
+    name="litemedsam-boxaug",
+    description=(
+        "LiteMedSAM with its prompt encoder and mask decoder fine-tuned on loose and shifted "
+        "boxes (same encoder): boxes drawn 20-25% too large or off lose far less Dice. Opt-in: "
+        "the fine-tuned weights were learned from non-commercial photos."
+    ),
+    default=False,
+    extra={
+        "decoder_weights": {
+            "path": "skinscreen/assets/litemedsam-boxaug-decoder.safetensors",
+            "sha256": BOXAUG_DECODER_SHA256,
+            "licence": (
+                "Apache-2.0 base (LiteMedSAM); the fine-tuned prompt encoder and mask decoder "
+                "were learned from lesions-train photos (ISIC 2018 CC BY-NC 4.0, PAD-UFES-20 CC "
+                "BY 4.0, Waterloo research-only): research and non-commercial use"
+            ),
+            "provenance": (
+                "skinscreen fourth session: 1500 steps of 16 boxes (tight 20%, each side moved "
+                "up to 25% 50%, grown up to 35% 30%, then the 5% margin), lr 1e-4, photo + "
+                "mirror + 2 random views of the 1102 lesions-train photos, one H200; command in "
+                "the file's metadata"
+            ),
+        },
+        # same image encoder, so the same embeddings: LiteMedSAM's localiser head applies
+        "localiser": "litemedsam",
+    },
+)
+
 STUDENT_V1 = ModelSpec(
     name="skinscreen-student-v1",
     description=(
@@ -156,7 +190,9 @@ STUDENT_V1 = ModelSpec(
     extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
 )
 
-REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (LITEMEDSAM, MEDSAM_VIT_B, STUDENT_V1)}
+REGISTRY: dict[str, ModelSpec] = {
+    s.name: s for s in (LITEMEDSAM, LITEMEDSAM_BOXAUG, MEDSAM_VIT_B, STUDENT_V1)
+}
 DEFAULT_MODEL = "litemedsam"
 
 

@@ -111,7 +111,7 @@ def _learned_candidates(predictor) -> list[Candidate]:
     """Regions of the learned localiser (when the model ships one), boxes grown by its margin."""
     from skinscreen.auto.learned import load_localiser
 
-    loc = load_localiser(predictor.spec.name)
+    loc = load_localiser(predictor.spec.extra.get("localiser", predictor.spec.name))
     if loc is None:
         return []
     enc = predictor.encoding

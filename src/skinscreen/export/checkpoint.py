@@ -132,5 +132,35 @@ def load_checkpoint(model: nn.Module, spec: ModelSpec, path: str | Path | None =
             f"checkpoint {p} has no image_encoder./prompt_encoder./mask_decoder. keys: "
             "it is not a SAM/MedSAM-format state dict"
         )
+    override = spec.extra.get("decoder_weights")
+    if override:
+        state = {**state, **read_override(override)}
     load_strict(model, state, source=f"checkpoint {p}")
     return p
+
+
+def read_override(entry: dict) -> dict[str, torch.Tensor]:
+    """Packaged ``prompt_encoder.*`` / ``mask_decoder.*`` weights that replace the base
+    checkpoint's (``ModelSpec.extra["decoder_weights"]``: ``path`` inside the package or
+    absolute, pinned ``sha256``); float16 on disk, returned as float32."""
+    from importlib import resources
+
+    from safetensors.torch import load_file
+
+    rel = Path(entry["path"])
+    p = (
+        rel
+        if rel.is_absolute()
+        else Path(str(resources.files(rel.parts[0]).joinpath(*rel.parts[1:])))
+    )
+    if not p.is_file():
+        raise BundleError(f"{p} is missing from the installed package: reinstall skinscreen")
+    verify_sha256(p, entry.get("sha256"))
+    try:
+        state = load_file(str(p))
+    except Exception as e:  # safetensors raises several types for a bad file
+        raise BundleError(f"cannot read {p}: {type(e).__name__}: {e}") from None
+    bad = sorted(k for k in state if not k.startswith(("prompt_encoder.", "mask_decoder.")))
+    if bad:
+        raise BundleError(f"{p} may only hold prompt_encoder./mask_decoder. weights, has {bad[:3]}")
+    return {k: v.float() for k, v in state.items()}

@@ -1,0 +1,56 @@
+"""Held-out check of a decoder from decoder_boxes.py at photo resolution, with the runtime's
+embeddings (ONNX Runtime fp32) and post-processing, base vs tuned, under the robustness suite's
+prompt conditions (+ the 5% margin).
+
+Usage (from the repository root): python scripts/experiments/decoder_boxes_eval.py
+    lesions-dev|lesions-skin-tones OUT.json DECODER.pt
+"""
+
+import sys
+import zlib
+
+import numpy as np
+import torch
+from photos import main
+
+from skinscreen.evaluate.dataset import jitter_box
+from skinscreen.export.reference import load_model
+from skinscreen.predictor import LesionPredictor
+from skinscreen.preprocess.transforms import box_from_mask, expand_box
+from skinscreen.spec import get_spec
+
+pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1)
+base = load_model(get_spec("litemedsam")).eval()
+tuned = load_model(get_spec("litemedsam")).eval()
+state = torch.load(sys.argv.pop(3), map_location="cpu", weights_only=True)
+tuned.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+
+
+def dice(m, g):
+    return 2 * float((m & g).sum()) / max(float(m.sum() + g.sum()), 1.0)
+
+
+@torch.no_grad()
+def run_photo(pid, prob, gt):
+    hw = gt.shape
+    tight = box_from_mask(gt).astype(np.float64)
+    rng = np.random.default_rng(zlib.crc32(pid.encode()))
+    conds = {
+        "tight": tight,
+        "jitter-10": jitter_box(tight, hw, rng, 0.10),
+        "jitter-20": jitter_box(tight, hw, rng, 0.20),
+        "loose-25": expand_box(tight, 0.25, hw),
+    }
+    emb = torch.from_numpy(pred.encoding.embedding)
+    t = pred.encoding.transform
+    rec = {"id": pid}
+    for c, b in conds.items():
+        box = torch.from_numpy(t.apply_boxes(expand_box(b, 0.05, hw)).astype(np.float32)).reshape(1, 4)
+        for name, model in (("base", base), ("tuned", tuned)):
+            logits, _ = model.decode(emb, box)
+            mask = pred.postprocess(logits[0, 0].numpy())[0]
+            rec[f"{c}:{name}"] = dice(mask, gt)
+    return rec
+
+
+main(run_photo, pred)
