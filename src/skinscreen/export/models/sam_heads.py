@@ -269,6 +269,24 @@ class MaskDecoder(nn.Module):
         )
         self.iou_prediction_head = MLP(d, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth)
 
+    def _tokens_and_upscaled(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two-way transformer over [IoU, mask tokens, prompt tokens] and the image, then the
+        image stream upscaled: (output tokens ``(B, 1 + M + T, C)``, ``(B, C/8, 4h, 4w)``)."""
+        b = sparse.shape[0]
+        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+        src = image_embeddings + dense
+        pos = image_pe.expand(b, -1, -1, -1)
+        _, c, h, w = src.shape
+        hs, img = self.transformer(src, pos, tokens)
+        return hs, self.output_upscaling(img.transpose(1, 2).reshape(b, c, h, w))
+
     def predict_all(
         self,
         image_embeddings: torch.Tensor,
@@ -278,16 +296,10 @@ class MaskDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One prompt per image. image_embeddings/dense ``(B, C, h, w)``, image_pe ``(1, C, h, w)``,
         sparse ``(B, T, C)`` -> (mask logits ``(B, M, 4h, 4w)``, IoU ``(B, M)``), M = all mask tokens."""
-        b = sparse.shape[0]
-        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
-        src = image_embeddings + dense
-        pos = image_pe.expand(b, -1, -1, -1)
-        _, c, h, w = src.shape
-        hs, img = self.transformer(src, pos, tokens)
+        hs, up = self._tokens_and_upscaled(image_embeddings, image_pe, sparse, dense)
+        b = hs.shape[0]
         iou_out = hs[:, 0, :]
         mask_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
-        up = self.output_upscaling(img.transpose(1, 2).reshape(b, c, h, w))
         hyper = torch.stack(
             [mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
         )  # (B, M, C/8)
@@ -306,14 +318,8 @@ class MaskDecoder(nn.Module):
         as ``predict_all(...)[k][:, 0:1]`` without the other mask tokens' hypernetwork MLPs and
         mask products. Every token still enters the transformer (tokens attend to each other);
         only the unused outputs are not computed. Shapes as :meth:`predict_all` with M = 1."""
-        b = sparse.shape[0]
-        out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
-        src = image_embeddings + dense
-        pos = image_pe.expand(b, -1, -1, -1)
-        _, c, h, w = src.shape
-        hs, img = self.transformer(src, pos, tokens)
-        up = self.output_upscaling(img.transpose(1, 2).reshape(b, c, h, w))
+        hs, up = self._tokens_and_upscaled(image_embeddings, image_pe, sparse, dense)
+        b = hs.shape[0]
         hyper = self.output_hypernetworks_mlps[0](hs[:, 1:2, :])  # (B, 1, C/8)
         _, cu, hu, wu = up.shape
         mask = (hyper @ up.reshape(b, cu, hu * wu)).reshape(b, 1, hu, wu)
