@@ -52,7 +52,7 @@ def test_boxaug_tampered_weights_are_refused(tmp_path):
     data[-100] ^= 0xFF
     bad.write_bytes(bytes(data))
     with pytest.raises(SkinscreenError, match="sha256"):
-        read_override({**entry, "path": str(bad)})
+        read_override({**entry, "path": str(bad)}, {})
 
 
 def _dice(m: np.ndarray, g: np.ndarray) -> float:

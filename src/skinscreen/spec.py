@@ -123,7 +123,7 @@ MEDSAM_VIT_B = ModelSpec(
 
 #: LiteMedSAM's prompt encoder + mask decoder fine-tuned on loose and shifted box prompts
 #: (scripts/experiments/decoder_boxes.py; figures in docs/auto.md "Box-augmented decoder")
-BOXAUG_DECODER_SHA256 = "e84b45981d06e8a3d6a5b25f8e54cee234ada745cfa449d30dae06ab2d3d405b"
+BOXAUG_DECODER_SHA256 = "9479fe64d0c418d477ef8a811fde5f42d97a8cd4369f1c8e91f1251f933f0059"
 
 LITEMEDSAM_BOXAUG = replace(
     LITEMEDSAM,
