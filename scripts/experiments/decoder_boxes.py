@@ -32,13 +32,11 @@ import numpy as np
 import torch
 
 from skinscreen.evaluate.dataset import jitter_box
-from skinscreen.export.checkpoint import load_strict
-from skinscreen.export.models.build import build_model
 from skinscreen.preprocess.transforms import expand_box
 from skinscreen.spec import get_spec
 from skinscreen.train.data import model_input, resized_view
 from skinscreen.train.finetune import grouped_folds
-from skinscreen.train.localiser_views import read_pack, random_view
+from skinscreen.train.localiser_views import device_run, random_view
 from skinscreen.train.losses import dice_bce
 
 MARGIN = 0.05
@@ -172,24 +170,9 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=0)
     a = p.parse_args()
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
     spec = get_spec("litemedsam")
-    base = build_model(spec)
-    state = torch.load(a.weights, map_location="cpu", weights_only=True)
-    load_strict(base, {k: v.float() for k, v in state.items()}, source=str(a.weights))
-    base = base.to(device).eval()
-    pack = read_pack(a.pack)
-    n = a.limit or len(pack.ids)
-    pack.ids, pack.images, pack.masks = pack.ids[:n], pack.images[:n], pack.masks[:n]
-    a.out.mkdir(parents=True, exist_ok=True)
-    log_f = (a.out / "log.txt").open("a")
-
-    def log(s: str) -> None:
-        print(s, flush=True)
-        log_f.write(s + "\n")
-        log_f.flush()
+    device, base, pack, log = device_run(spec, a.weights, a.pack, a.limit, a.out)
+    n = len(pack.ids)
 
     t0 = time.time()
     rows = views_of(pack, spec, a.views, a.seed)

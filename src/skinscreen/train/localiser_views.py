@@ -367,6 +367,39 @@ def quick_scores(
 
 
 # ---------------------------------------------------------------------------------- command
+def device_run(spec: ModelSpec, weights: Path, pack_dir: Path, limit: int, out: Path):
+    """Shared set-up of the device-side trainers: ``(device, model, pack, log)``.
+
+    The model of ``spec`` with ``weights`` (a state dict, float16 allowed) on CUDA when present
+    (TF32 allowed), else the CPU; the pack's first ``limit`` photos (0: all); ``log`` prints and
+    appends to ``out/log.txt``.
+    """
+    from skinscreen.export.checkpoint import load_strict
+    from skinscreen.export.models.build import build_model
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    model = build_model(spec)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    load_strict(model, {k: v.float() for k, v in state.items()}, source=str(weights))
+    model = model.to(device).eval()
+    pack = read_pack(pack_dir)
+    if limit:
+        pack = replace(
+            pack, ids=pack.ids[:limit], images=pack.images[:limit], masks=pack.masks[:limit]
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    log_f = (out / "log.txt").open("a")
+
+    def log(s: str) -> None:
+        print(s, flush=True)
+        log_f.write(s + "\n")
+        log_f.flush()
+
+    return device, model, pack, log
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pack", type=Path, required=True)
@@ -380,33 +413,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=0, help="first N photos only (a smoke test)")
     a = p.parse_args(argv)
 
-    from skinscreen.export.checkpoint import load_strict
-    from skinscreen.export.models.build import build_model
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
     spec = get_spec(a.model)
-    model = build_model(spec)
-    state = torch.load(a.weights, map_location="cpu", weights_only=True)
-    load_strict(model, {k: v.float() for k, v in state.items()}, source=str(a.weights))
-    model = model.to(device).eval()
-    pack = read_pack(a.pack)
-    if a.limit:
-        pack = replace(
-            pack,
-            ids=pack.ids[: a.limit],
-            images=pack.images[: a.limit],
-            masks=pack.masks[: a.limit],
-        )
-    a.out.mkdir(parents=True, exist_ok=True)
-    log_f = (a.out / "log.txt").open("a")
-
-    def log(s: str) -> None:
-        print(s, flush=True)
-        log_f.write(s + "\n")
-        log_f.flush()
-
+    device, model, pack, log = device_run(spec, a.weights, a.pack, a.limit, a.out)
     log(f"device {device}, {len(pack.ids)} photos, {a.views} random views")
     bank = build_bank(model.image_encoder, pack, spec, a.views, device, seed=a.seed, log=log)
     results, saved = {}, {}
