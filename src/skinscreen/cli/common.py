@@ -71,6 +71,34 @@ def engine_option(f: Callable) -> Callable:
     )(f)
 
 
+_BOX_CHECK_META = "skinscreen.box_check"
+
+
+def _remember_box_check(ctx: click.Context, param: click.Parameter, value: bool | None):
+    if value is not None:
+        ctx.meta[_BOX_CHECK_META] = value
+    return value
+
+
+def box_check_option(f: Callable) -> Callable:
+    """``--box-check/--no-box-check`` (kept in ``ctx.meta``; :func:`make_predictor` reads it)."""
+    return click.option(
+        "--box-check/--no-box-check",
+        default=None,
+        expose_value=False,
+        callback=_remember_box_check,
+        help="Run the model's box-robust second decoder on drawn boxes and use its outline when "
+        "the two disagree (a loose or shifted box; reported as box_check in JSON). Default: on "
+        "for litemedsam when the litemedsam-boxaug bundle is built (make bundle builds it).",
+    )(f)
+
+
+def selected_box_check() -> bool | None:
+    """The ``--box-check/--no-box-check`` value of the running command (None: not given)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_BOX_CHECK_META) if ctx is not None else None
+
+
 def selected_engine() -> str | None:
     """The ``--engine`` value of the running command (None: not given)."""
     ctx = click.get_current_context(silent=True)
@@ -78,7 +106,9 @@ def selected_engine() -> str | None:
 
 
 def model_options(f: Callable) -> Callable:
-    """``--model``, ``--variant``, ``--bundle``, ``--threads`` and ``--engine``."""
+    """``--model``, ``--variant``, ``--bundle``, ``--threads``, ``--engine`` and
+    ``--box-check/--no-box-check``."""
+    f = box_check_option(f)
     f = engine_option(f)
     f = click.option(
         "--threads", type=int, default=None, help="Engine threads (default: all CPUs)."
@@ -113,6 +143,7 @@ def make_predictor(
         bundle_dir=bundle_dir,
         threads=threads,
         engine=engine or selected_engine(),
+        box_check=selected_box_check(),
     )
 
 

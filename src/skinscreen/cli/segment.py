@@ -57,7 +57,8 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
 
     Writes, per image, a 0/255 mask PNG the size of the EXIF-upright photo, an overlay PNG
     (translucent mask + contour) and a JSON file (box as given, box_margin and box_used, polygon,
-    svg_path, area_px, model, timings_ms). A screening aid, never a diagnosis.
+    svg_path, area_px, model, timings_ms, and box_check for drawn boxes). A screening aid, never
+    a diagnosis.
     """
     from skinscreen import DISCLAIMER
     from skinscreen.errors import SkinscreenError
@@ -93,6 +94,12 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
                     + (
                         f" grown {seg.box_margin:.0%} per side"
                         if seg.box_source == "user" and seg.box_margin
+                        else ""
+                    )
+                    + (
+                        ", box check: box-robust outline (the decoders disagreed: "
+                        f"{seg.box_check['agreement']:.2f})"
+                        if seg.box_check and seg.box_check["decoder"] == "box-robust"
                         else ""
                     )
                     + f", encoder {t['encoder']:.0f} ms, "

@@ -82,7 +82,7 @@ class OnnxEngine:
 
     def __init__(
         self,
-        encoder_path: Path,
+        encoder_path: Path | None,
         decoder_path: Path,
         *,
         threads: int | None = None,
@@ -90,13 +90,15 @@ class OnnxEngine:
         prompt_decoder_path: Path | None = None,
         session_config: dict[str, str] | None = None,
     ):
-        self.encoder = make_session(encoder_path, threads=threads, config=session_config)
+        self.encoder = None
+        if encoder_path is not None:  # None: a decoder-only engine (the box check's decoder)
+            self.encoder = make_session(encoder_path, threads=threads, config=session_config)
+            self._enc_in = self.encoder.get_inputs()[0].name
+            self._enc_dtype = (
+                np.float16 if "float16" in self.encoder.get_inputs()[0].type else np.float32
+            )
         self.decoder = make_session(decoder_path, threads=threads, config=session_config)
-        self._enc_in = self.encoder.get_inputs()[0].name
         self._dec_in = [i.name for i in self.decoder.get_inputs()]
-        self._enc_dtype = (
-            np.float16 if "float16" in self.encoder.get_inputs()[0].type else np.float32
-        )
         self.prelude_session = self.prompt_session = None
         if prelude_path is not None and prompt_decoder_path is not None:
             self.prelude_session = make_session(prelude_path, threads=threads)
@@ -109,6 +111,8 @@ class OnnxEngine:
         return self.prelude_session is not None
 
     def encode(self, x: np.ndarray) -> np.ndarray:
+        if self.encoder is None:
+            raise BundleError("this engine was opened decoder-only; it cannot encode photos")
         out = self.encoder.run(None, {self._enc_in: x.astype(self._enc_dtype, copy=False)})[0]
         return out.astype(np.float32, copy=False)
 

@@ -143,7 +143,7 @@ class OpenVinoEngine:
 
     def __init__(
         self,
-        encoder_path: Path,
+        encoder_path: Path | None,
         decoder_path: Path,
         *,
         threads: int | None = None,
@@ -156,11 +156,13 @@ class OpenVinoEngine:
         cache_path = cache_dir() if cache == "default" else (Path(cache) if cache else None)
         self.precision = precision
         self.threads = threads
-        self.encoder = compile_graph(encoder_path, precision, threads, cache_path)
+        self.encoder = None
+        if encoder_path is not None:  # None: a decoder-only engine (the box check's decoder)
+            self.encoder = compile_graph(encoder_path, precision, threads, cache_path)
+            self._enc_req = self.encoder.create_infer_request()
+            self._enc_in = self.encoder.inputs[0].get_any_name()
         self.decoder = compile_graph(decoder_path, precision, threads, cache_path)
-        self._enc_req = self.encoder.create_infer_request()
         self._dec_req = self.decoder.create_infer_request()
-        self._enc_in = self.encoder.inputs[0].get_any_name()
         self._dec_in = [i.get_any_name() for i in self.decoder.inputs]
         self._pre_req = self._prompt_req = None
         self._bound: dict | None = None
@@ -177,6 +179,8 @@ class OpenVinoEngine:
         return self._pre_req is not None
 
     def encode(self, x: np.ndarray) -> np.ndarray:
+        if self.encoder is None:
+            raise BundleError("this engine was opened decoder-only; it cannot encode photos")
         out = self._enc_req.infer({self._enc_in: np.ascontiguousarray(x, dtype=np.float32)})
         return np.asarray(out[0], dtype=np.float32)
 
@@ -220,7 +224,7 @@ class OpenVinoEngine:
             "engine": "openvino",
             "openvino": openvino_version(),
             "precision": self.precision,
-            "inference_precision": self.encoder.get_property(
+            "inference_precision": (self.encoder or self.decoder).get_property(
                 "INFERENCE_PRECISION_HINT"
             ).to_string(),
             "threads": self.threads,

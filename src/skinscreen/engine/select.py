@@ -229,12 +229,20 @@ def reprompt_paths(bundle: Bundle) -> dict[str, Path]:
 
 
 def make_engine(
-    bundle: Bundle, choice: EngineChoice, threads: int | None = None, *, reprompt: bool = False
+    bundle: Bundle,
+    choice: EngineChoice,
+    threads: int | None = None,
+    *,
+    reprompt: bool = False,
+    decoder_only: bool = False,
 ):
     """Create the engine for ``choice`` on ``bundle``'s files: encoder, decoder and, with
     ``reprompt`` and when the variant lists them, the re-prompt pair (two more graphs in memory
-    and a prelude per photo: worth it where boxes change on one photo, not for one mask)."""
-    enc, dec = bundle.file("encoder"), bundle.file("decoder")
+    and a prelude per photo: worth it where boxes change on one photo, not for one mask).
+    ``decoder_only``: load the decoder alone (a second decoder on another model's embeddings,
+    e.g. the box check; its ``encode`` raises)."""
+    enc = None if decoder_only else bundle.file("encoder")
+    dec = bundle.file("decoder")
     fast = reprompt_paths(bundle) if reprompt else {}
     if choice.engine == "openvino":
         from skinscreen.engine.openvino import OpenVinoEngine

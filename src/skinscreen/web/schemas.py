@@ -72,6 +72,12 @@ class SegmentResponse(BaseModel):
     quality: dict | None = Field(None, description="photo quality around the lesion, with warnings")
     assessment_note: str
     auto: dict | None = Field(None, description="automatic box details (box 'auto')")
+    box_check: dict | None = Field(
+        None,
+        description="box check on a drawn box: agreement (Dice of the two decoders' masks), "
+        'threshold, decoder ("default" or "box-robust": the outline shown), check_model; null '
+        "when no check ran",
+    )
     cache_hit: bool = Field(description="the photo's embedding came from the in-memory cache")
     timings_ms: dict[str, float]
     disclaimer: str

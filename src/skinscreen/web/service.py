@@ -82,7 +82,11 @@ class SegmentService:
                 # from the INT8 variant's decoder by a few boundary pixels, and the page's mask
                 # must equal what `skinscreen segment` gives for the same photo and box
                 self._predictor = LesionPredictor(
-                    bundle.model, bundle=bundle, threads=self.settings.threads, engine=self._engine
+                    bundle.model,
+                    bundle=bundle,
+                    threads=self.settings.threads,
+                    engine=self._engine,
+                    box_check=self.settings.box_check,
                 )
             return self._predictor
 

@@ -28,6 +28,8 @@ class WebSettings:
         threads: ONNX Runtime intra-op threads (None: the engine's default).
         engine: ``auto``/``onnxruntime``/``openvino`` (None: ``$SKINSCREEN_ENGINE`` or auto; see
             :mod:`skinscreen.engine.select`).
+        box_check: the predictor's ``box_check`` (None: on when the model has one and its
+            bundle is built; :mod:`skinscreen.postprocess.box_check`).
         max_upload_bytes: uploads larger than this get HTTP 413.
         max_pixels: photos with more pixels than this get HTTP 413.
         cache_entries, cache_bytes: bounds of the in-memory encoding LRU (never on disk).
@@ -40,6 +42,7 @@ class WebSettings:
     bundle_dir: Path | None = None
     threads: int | None = None
     engine: str | None = None
+    box_check: bool | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_PIXELS
     cache_entries: int = CACHE_ENTRIES
