@@ -138,3 +138,31 @@ def test_cli_reports_the_box_check_and_turns_it_off(tmp_path):
     rec = out["--box-check"][0]
     assert rec["box_check"]["check_model"] == "litemedsam-boxaug"
     assert "box_check" not in out["--no-box-check"][0]
+
+
+def test_web_app_serves_the_check_decoder_for_on_device_mode(predictors):
+    """``/api/models`` lists the box check (model, threshold, decoder file) for the page's
+    on-device mode; the file is the check bundle's decoder (sha256 as listed); nothing else of
+    the check bundle is served."""
+    import hashlib
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from skinscreen.web import WebSettings, create_app
+
+    checked, _ = predictors
+    settings = WebSettings(bundle_dir=checked.bundle.root, engine="onnxruntime", box_check=True)
+    with TestClient(create_app(settings)) as c:
+        served = next(m for m in c.get("/api/models").json() if m["served"])
+        bc = served["box_check"]
+        assert bc["model"] == "litemedsam-boxaug" and bc["agreement_min"] == 0.88
+        r = c.get(bc["file"]["url"])
+        assert r.status_code == 200 and len(r.content) == bc["file"]["bytes"]
+        assert hashlib.sha256(r.content).hexdigest() == bc["file"]["sha256"]
+        assert c.get(bc["file"]["url"].replace("/decoder", "/encoder")).status_code == 404
+    off = WebSettings(bundle_dir=checked.bundle.root, engine="onnxruntime", box_check=False)
+    with TestClient(create_app(off)) as c:
+        served = next(m for m in c.get("/api/models").json() if m["served"])
+        assert served["box_check"] is None
+        assert c.get(bc["file"]["url"]).status_code == 404

@@ -84,8 +84,11 @@ class BoxChecker:
     Use :func:`open_box_checker`; :meth:`check` picks between the model's logits and its own.
     """
 
-    def __init__(self, engine, check_model: str, agreement_min: float, low_res_size: int):
+    def __init__(
+        self, engine, check_model: str, agreement_min: float, low_res_size: int, bundle=None
+    ):
         self.engine = engine
+        self.bundle = bundle  # the check model's Bundle (the web app serves its decoder)
         self.check_model = check_model
         self.agreement_min = float(agreement_min)
         self.low_res_size = int(low_res_size)
@@ -170,7 +173,9 @@ def open_box_checker(
         return None
     choice = choice_for_bundle(check_bundle, engine_name)
     engine = make_engine(check_bundle, choice, threads, decoder_only=True)
-    return BoxChecker(engine, model, entry["agreement_min"], bundle.spec.low_res_size)
+    return BoxChecker(
+        engine, model, entry["agreement_min"], bundle.spec.low_res_size, bundle=check_bundle
+    )
 
 
 __all__ = [

@@ -203,7 +203,9 @@ def create_app(
         try:
             b = svc.bundle
             served_root = b.root.resolve()
-            out.append(_model_info(b.manifest, b.root, served=True, variant=b.variant))
+            info = _model_info(b.manifest, b.root, served=True, variant=b.variant)
+            info["box_check"] = _box_check_info(svc.predictor().box_checker)
+            out.append(info)
         except SkinscreenError:
             pass
         for root in list_bundles():
@@ -232,8 +234,15 @@ def create_app(
         responses={404: {"model": ErrorResponse}},
     )
     def model_file(model: str, variant: str, part: str) -> FileResponse:
-        """A file of the served bundle, read-only: ``part`` is ``encoder`` or ``decoder``."""
-        b = _served_bundle(model)
+        """A file of the served bundle, read-only: ``part`` is ``encoder`` or ``decoder``; or the
+        decoder of the served model's box check (its ``box_check`` entry in ``/api/models``)."""
+        checker = _served_checker(model)
+        if checker is not None:
+            if part != "decoder":
+                raise HTTPException(404, f"only the decoder of the box check model {model} is served")
+            b = checker.bundle
+        else:
+            b = _served_bundle(model)
         files = b.manifest["variants"].get(variant, {}).get("files", {})
         if part not in files:
             raise HTTPException(404, f"no file {part!r} in variant {variant!r} of {model}")
@@ -263,6 +272,16 @@ def create_app(
         form = await read_segment_form(request, settings.max_upload_bytes)
         return await run_in_threadpool(svc.segment, form.image, form.box, form.features)
 
+    def _served_checker(model: str):
+        """The served predictor's box checker when ``model`` is its check model, else None."""
+        try:
+            checker = svc.predictor().box_checker
+        except SkinscreenError:
+            return None
+        if checker is None or checker.bundle is None or checker.check_model != model:
+            return None
+        return checker
+
     def _served_bundle(model: str):
         try:
             b = svc.bundle
@@ -273,6 +292,24 @@ def create_app(
         return b
 
     return app
+
+
+def _box_check_info(checker) -> dict | None:
+    """``/api/models``' ``box_check`` entry for the served model (None: no check)."""
+    if checker is None or checker.bundle is None:
+        return None
+    b = checker.bundle
+    f = b.manifest["variants"][b.variant]["files"]["decoder"]
+    return {
+        "model": checker.check_model,
+        "agreement_min": checker.agreement_min,
+        "file": ModelFile(
+            part="decoder",
+            url=f"/api/models/{checker.check_model}/{b.variant}/decoder",
+            bytes=int(f["bytes"]),
+            sha256=f["sha256"],
+        ).model_dump(),
+    }
 
 
 def _model_info(manifest: dict, root: Path, *, served: bool, variant: str | None = None) -> dict:

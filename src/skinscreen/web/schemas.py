@@ -37,6 +37,11 @@ class ModelInfo(BaseModel):
     files: list[ModelFile] = Field(default_factory=list, description="for the on-device mode")
     accuracy: dict | None = None
     parity: dict | None = None
+    box_check: dict | None = Field(
+        None,
+        description="served model only, when its box check is on: model, agreement_min and the "
+        "box-robust decoder's file (part, url, bytes, sha256) for the on-device mode",
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -409,6 +409,7 @@ async function segmentOnDevice(box) {
     area_fraction: p.area_px / (p.width * p.height),
     image_size: [p.width, p.height],
     iou_prediction: p.iou_prediction,
+    box_check: p.box_check,
     features: null,
     assessment_note:
       "The assessment runs on the server. Switch off on-device mode to see it (the photo then goes to this computer's skinscreen server, nowhere else).",
@@ -417,6 +418,7 @@ async function segmentOnDevice(box) {
       preprocess: hit ? 0 : enc.timings_ms.preprocess,
       encoder: hit ? 0 : enc.timings_ms.encoder,
       decoder: p.timings_ms.decoder,
+      ...(p.timings_ms.box_check !== undefined ? { box_check: p.timings_ms.box_check } : {}),
       postprocess: p.timings_ms.postprocess,
       total: t1 - t0,
     },
@@ -472,7 +474,9 @@ async function showResult(r) {
   $("fact-mode").textContent = r.mode === "device" ? `on-device (WebAssembly, ${r.threads} thread${r.threads > 1 ? "s" : ""})` : "server";
   $("fact-area").textContent = r.area_px ? `${r.area_px.toLocaleString()} px (${pct}% of photo)` : "no lesion found in the box";
   const grown = r.box_margin ? `, grown ${Math.round(100 * r.box_margin)}% per side` : "";
-  $("fact-box").textContent = `${r.box.map((v) => Math.round(v)).join(", ")} (${r.box_source}${grown})`;
+  const robust =
+    r.box_check?.decoder === "box-robust" ? "; box check: the box-robust outline is shown" : "";
+  $("fact-box").textContent = `${r.box.map((v) => Math.round(v)).join(", ")} (${r.box_source}${grown}${robust})`;
   const t = r.timings_ms;
   const parts = [];
   if (t.encoder) parts.push(`encoder ${fmtMs(t.encoder)}`);

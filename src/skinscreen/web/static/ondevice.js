@@ -38,12 +38,14 @@ async function sha256Hex(bytes) {
 
 /** The served model, loaded into onnxruntime-web sessions. */
 export class OnDeviceModel {
-  constructor(manifest, encoder, decoder, info) {
+  constructor(manifest, encoder, decoder, info, check = null) {
     this.manifest = manifest;
     this.spec = manifest.spec;
     this.encoder = encoder;
     this.decoder = decoder;
     this.info = info;
+    // the box check (skinscreen.postprocess.box_check): {session, model, agreementMin} or null
+    this.check = check;
     this.queue = Promise.resolve(); // ORT sessions run one call at a time
   }
 
@@ -61,20 +63,23 @@ export class OnDeviceModel {
     for (const part of ["encoder", "decoder"]) {
       if (!files[part]) throw new Error(`the bundle has no ${part} file`);
     }
-    const total = files.encoder.bytes + files.decoder.bytes;
-    const done = { encoder: 0, decoder: 0 };
+    // the served model's box check: a second, box-robust decoder (same embedding)
+    if (served.box_check) files.check = served.box_check.file;
+    const parts = Object.keys(files).filter((p) => ["encoder", "decoder", "check"].includes(p));
+    const total = parts.reduce((n, p) => n + files[p].bytes, 0);
+    const done = Object.fromEntries(parts.map((p) => [p, 0]));
     const progress = (part) => (n) => {
       done[part] = n;
-      onProgress?.((done.encoder + done.decoder) / total);
+      onProgress?.(Object.values(done).reduce((a, b) => a + b, 0) / total);
     };
     const t0 = performance.now();
-    const [encBytes, decBytes] = await Promise.all([
-      fetchBytes(files.encoder.url, files.encoder.bytes, progress("encoder")),
-      fetchBytes(files.decoder.url, files.decoder.bytes, progress("decoder")),
-    ]);
+    const loaded = await Promise.all(
+      parts.map((p) => fetchBytes(files[p].url, files[p].bytes, progress(p))),
+    );
+    const bytesOf = Object.fromEntries(parts.map((p, i) => [p, loaded[i]]));
     let verified = false;
-    for (const [part, bytes] of [["encoder", encBytes], ["decoder", decBytes]]) {
-      const digest = await sha256Hex(bytes);
+    for (const part of parts) {
+      const digest = await sha256Hex(bytesOf[part]);
       if (digest !== null && digest !== files[part].sha256) {
         throw new Error(`${part} file does not match its sha256 in the manifest`);
       }
@@ -82,8 +87,16 @@ export class OnDeviceModel {
     }
     const t1 = performance.now();
     const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
-    const encoder = await ort.InferenceSession.create(encBytes, opts);
-    const decoder = await ort.InferenceSession.create(decBytes, opts);
+    const encoder = await ort.InferenceSession.create(bytesOf.encoder, opts);
+    const decoder = await ort.InferenceSession.create(bytesOf.decoder, opts);
+    let check = null;
+    if (bytesOf.check) {
+      check = {
+        session: await ort.InferenceSession.create(bytesOf.check, opts),
+        model: served.box_check.model,
+        agreementMin: served.box_check.agreement_min,
+      };
+    }
     const t2 = performance.now();
     const info = {
       model: manifest.model,
@@ -91,9 +104,10 @@ export class OnDeviceModel {
       bytes: total,
       sha256_verified: verified,
       threads: ort.env.wasm.numThreads,
+      box_check: check ? check.model : null,
       timings_ms: { download: t1 - t0, session: t2 - t1 },
     };
-    return new OnDeviceModel(manifest, encoder, decoder, info);
+    return new OnDeviceModel(manifest, encoder, decoder, info, check);
   }
 
   _serial(fn) {
@@ -134,9 +148,32 @@ export class OnDeviceModel {
         [boxes]: new ort.Tensor("float32", pipeline.boxToModel(enc.transform, prompt.used), [1, 4]),
       };
       const out = await this.decoder.run(feeds);
-      const logits = out[this.decoder.outputNames[0]].data;
-      const iou = this.decoder.outputNames[1] ? out[this.decoder.outputNames[1]].data[0] : NaN;
+      let logits = out[this.decoder.outputNames[0]].data;
+      let iou = this.decoder.outputNames[1] ? out[this.decoder.outputNames[1]].data[0] : NaN;
       const t1 = performance.now();
+      let boxCheck = null;
+      if (this.check) {
+        // as LesionPredictor.predict(): the box-robust decoder's mask where the two disagree
+        const c = this.check.session;
+        const cfeeds = { [c.inputNames[0]]: feeds[emb], [c.inputNames[1]]: feeds[boxes] };
+        const cout = await c.run(cfeeds);
+        const clogits = cout[c.outputNames[0]].data;
+        const agreement = pipeline.maskAgreement(
+          logits, clogits, enc.transform, this.spec.low_res_size, this.spec.mask_threshold,
+        );
+        const robust = agreement < this.check.agreementMin;
+        if (robust) {
+          logits = clogits;
+          iou = c.outputNames[1] ? cout[c.outputNames[1]].data[0] : NaN;
+        }
+        boxCheck = {
+          agreement: Math.round(agreement * 1e4) / 1e4,
+          threshold: this.check.agreementMin,
+          decoder: robust ? "box-robust" : "default",
+          check_model: this.check.model,
+        };
+      }
+      const tc = performance.now();
       const { mask, crop } = pipeline.postprocess(this.manifest, logits, enc.transform);
       const [h, w] = enc.transform.originalSize;
       const polygon = pipeline.outerPolygon(mask, w, h);
@@ -154,7 +191,12 @@ export class OnDeviceModel {
         box_used: prompt.used,
         box_margin: prompt.margin,
         iou_prediction: iou,
-        timings_ms: { decoder: t1 - t0, postprocess: t2 - t1 },
+        box_check: boxCheck,
+        timings_ms: {
+          decoder: t1 - t0,
+          ...(boxCheck ? { box_check: tc - t1 } : {}),
+          postprocess: t2 - tc,
+        },
       };
     });
   }

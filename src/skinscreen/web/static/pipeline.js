@@ -297,6 +297,26 @@ export function cropLogits(logits, t, lowResSize) {
 }
 
 /**
+ * Dice between the masks (logits > threshold) of two decoders over the photo's part of the
+ * low-res frame: mask_agreement() in skinscreen/postprocess/box_check.py (1 when both are empty).
+ */
+export function maskAgreement(logitsA, logitsB, t, lowResSize, threshold) {
+  const a = cropLogits(logitsA, t, lowResSize);
+  const b = cropLogits(logitsB, t, lowResSize);
+  let na = 0;
+  let nb = 0;
+  let both = 0;
+  for (let i = 0; i < a.data.length; i++) {
+    const x = a.data[i] > threshold;
+    const y = b.data[i] > threshold;
+    na += x;
+    nb += y;
+    both += x && y;
+  }
+  return na + nb === 0 ? 1 : (2 * both) / (na + nb);
+}
+
+/**
  * Cropped logits -> (H, W) Uint8Array mask (1 = logit > threshold) at the photo's size, via the
  * same bilinear resize as crop_and_resize_logits() in Python (computed row by row, so no
  * photo-sized float buffer is needed).
