@@ -166,3 +166,25 @@ def test_web_app_serves_the_check_decoder_for_on_device_mode(predictors):
         served = next(m for m in c.get("/api/models").json() if m["served"])
         assert served["box_check"] is None
         assert c.get(bc["file"]["url"]).status_code == 404
+
+
+def test_tampered_check_decoder_is_refused(predictors, tmp_path):
+    """A check bundle whose decoder was modified is refused with a clear error, even when the
+    check was not asked for explicitly."""
+    import shutil
+
+    from skinscreen.errors import BundleError
+    from skinscreen.postprocess.box_check import open_box_checker
+
+    checked, _ = predictors
+    src = checked.box_checker.bundle
+    dst = tmp_path / "check"
+    shutil.copytree(src.root, dst)
+    dec = dst / src.manifest["variants"][src.variant]["files"]["decoder"]["path"]
+    data = bytearray(dec.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dec.write_bytes(bytes(data))
+    for want in (None, True):
+        with pytest.raises(BundleError, match="sha256"):
+            open_box_checker(checked.bundle, "onnxruntime", 1, want, check_root=dst)
+    assert open_box_checker(checked.bundle, "onnxruntime", 1, False, check_root=dst) is None

@@ -1,6 +1,7 @@
 """Cold-start child: a fresh process that opens a bundle and segments one photo.
 
-``python -m skinscreen.bench.coldstart BUNDLE VARIANT IMAGE X0,Y0,X1,Y1 [THREADS]`` prints one
+``python -m skinscreen.bench.coldstart BUNDLE VARIANT IMAGE X0,Y0,X1,Y1 [THREADS [BOX_CHECK]]``
+(BOX_CHECK: ``auto``, ``on`` or ``off``, the predictor's ``box_check``) prints one
 JSON line when the first mask exists; the parent times it from process creation and reads the
 child's peak RSS from ``os.wait4``. Runtime path only (no torch).
 """
@@ -36,13 +37,16 @@ def peak_rss_mb() -> float | None:
 def main(argv: list[str]) -> None:
     bundle, variant, image, box = argv[:4]
     threads = int(argv[4]) if len(argv) > 4 else 2
+    box_check = {"auto": None, "on": True, "off": False}[argv[5] if len(argv) > 5 else "auto"]
     from skinscreen.predictor import LesionPredictor
 
     t_import = time.perf_counter()
     from skinscreen.engine.bundle import read_manifest
 
     model = read_manifest(Path(bundle))["model"]  # a student's bundle holds another model
-    p = LesionPredictor(model, bundle_dir=bundle, variant=variant, threads=threads)
+    p = LesionPredictor(
+        model, bundle_dir=bundle, variant=variant, threads=threads, box_check=box_check
+    )
     t_session = time.perf_counter()
     p.set_image(image)
     seg = p.predict(box=[float(v) for v in box.split(",")])

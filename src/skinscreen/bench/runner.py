@@ -39,6 +39,7 @@ STAGES = (
     "encoder",
     "prelude",
     "decoder",
+    "box_check",
     "postprocess",
     "file_to_mask",
     "reprompt",
@@ -260,6 +261,8 @@ def _run_variant(predictor, rp, photo: Path, box, reprompt) -> tuple[dict, np.nd
     seg = predictor.predict(box=box, box_margin=0.0)  # the PyTorch child prompts the raw box
     total = (time.perf_counter() - t0) * 1e3
     ms = {k: seg.timings_ms[k] for k in ("load", "preprocess", "encoder", "decoder", "postprocess")}
+    if "box_check" in seg.timings_ms:  # the second decoder on a drawn box (on by default)
+        ms["box_check"] = seg.timings_ms["box_check"]
     ms["file_to_mask"] = total
     enc = predictor.encoding
     if rp is not None and getattr(rp.engine, "has_reprompt", False):
@@ -318,6 +321,7 @@ def run_bench(
     cold_start: bool = True,
     levers: bool = False,
     say: Say | None = None,
+    box_check: bool | None = None,
 ) -> dict:
     """Benchmark every pipeline on the same photos; returns the JSON-ready result.
 
@@ -331,6 +335,9 @@ def run_bench(
         cold_start: also measure cold start and peak RSS in fresh processes.
         levers: also measure ONNX Runtime settings on the default variant's encoder
             (:mod:`skinscreen.bench.levers`).
+        box_check: the predictors' ``box_check`` (None: the default, on where the model has one
+            and its bundle is built); the file -> mask time includes it, ``box_check`` is its
+            own stage; the re-prompt predictors never run it (their default).
     """
     import importlib.util
 
@@ -354,6 +361,7 @@ def run_bench(
     result: dict = {
         "machine": machine_description(),
         "threads": threads,
+        "box_check_requested": {None: "auto", True: "on", False: "off"}[box_check],
         "bundle": str(root),
         "model": manifest["model"],
         "default_variant": auto.variant,  # what LesionPredictor() runs here (engine="auto")
@@ -377,8 +385,14 @@ def run_bench(
     }
     say(f"loading {len(keys)} variant(s)" + (" and the PyTorch reference" if pytorch else ""))
     predictors = {
-        k: LesionPredictor(bundle=open_bundle(model, root=root, variant=k), threads=threads)
+        k: LesionPredictor(
+            bundle=open_bundle(model, root=root, variant=k), threads=threads, box_check=box_check
+        )
         for k in keys
+    }
+    result["box_check"] = {
+        k: (p.box_checker.check_model if p.box_checker is not None else None)
+        for k, p in predictors.items()
     }
     rp_predictors = {  # with the re-prompt pair, for the re-prompt figure
         k: LesionPredictor(
@@ -474,6 +488,7 @@ def run_bench(
                     str(photo),
                     box_arg,
                     str(threads),
+                    {None: "auto", True: "on", False: "off"}[box_check],
                 ]
             )
             result["pipelines"][k].update(
@@ -599,10 +614,10 @@ def smallest_gated_bundle(manifest: dict, bundle: Bundle) -> tuple[str, float] |
 def markdown_table(r: dict) -> str:
     """The results as a Markdown table (medians; ms unless stated)."""
     head = (
-        "| pipeline | size MB | load | pre | encoder | prelude | decoder | post | file->mask | "
-        "re-prompt | cold start s | peak RSS MB | encoder GFLOP/s | Dice vs fp32 mean / min | "
-        "Dice vs expert | speedup |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| pipeline | size MB | load | pre | encoder | prelude | decoder | box check | post | "
+        "file->mask | re-prompt | cold start s | peak RSS MB | encoder GFLOP/s | "
+        "Dice vs fp32 mean / min | Dice vs expert | speedup |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = []
     for n, p in r["pipelines"].items():
@@ -617,7 +632,7 @@ def markdown_table(r: dict) -> str:
         name = f"**{n}** (default)" if n == r.get("default_variant") else n
         rows.append(
             f"| {name} | {p['size_mb'] if p.get('size_mb') is not None else ''} | {med('load')} | {med('preprocess')} | "
-            f"{med('encoder')} | {med('prelude')} | {med('decoder')} | {med('postprocess')} | {med('file_to_mask')} | {med('reprompt')} | "
+            f"{med('encoder')} | {med('prelude')} | {med('decoder')} | {med('box_check')} | {med('postprocess')} | {med('file_to_mask')} | {med('reprompt')} | "
             f"{p.get('cold_start_s', '')} | {p.get('peak_rss_mb', '')} | {p.get('encoder_gflops_achieved', '')} | "
             f"{p['mask_dice_vs_fp32']['mean']:.4f} / {p['mask_dice_vs_fp32']['min']:.4f} | {p.get('dice_vs_expert_mean', '')} | "
             f"{r.get('speedup', {}).get(n, '1.00' if n == 'pytorch' else '')} |"

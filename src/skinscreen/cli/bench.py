@@ -7,8 +7,11 @@ from pathlib import Path
 
 import click
 
+from skinscreen.cli.common import box_check_option, selected_box_check
+
 
 @click.command("bench")
+@box_check_option
 @click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -72,7 +75,8 @@ def command(
     """Benchmark the PyTorch reference, ONNX Runtime fp32 and every exported variant.
 
     One run, the same photos and boxes, pipelines interleaved photo by photo: stage times
-    (load, preprocess, encoder, decoder prelude, decoder, postprocess), whole file -> mask,
+    (load, preprocess, encoder, decoder prelude, decoder, box check, postprocess), whole file ->
+    mask (with the box check where the predictor runs one, as by default),
     re-prompt (post-processing plus the prompt decoder on the cached prelude, or the decoder on
     the cached embedding for bundles without the re-prompt pair), cold start (new process to first mask) and its peak
     RSS, bundle size, mask Dice vs the fp32 PyTorch masks, speedup_vs_pytorch of the default
@@ -98,6 +102,7 @@ def command(
         cold_start=not no_cold_start,
         levers=levers,
         say=lambda m: click.echo(m, err=True),
+        box_check=selected_box_check(),
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))

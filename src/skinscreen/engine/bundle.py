@@ -94,10 +94,15 @@ def read_manifest(root: str | Path) -> dict:
     return m
 
 
-def verify_files(root: Path, manifest: dict, variant: str) -> None:
-    """Check every file of ``variant`` exists with the recorded size and sha256."""
+def verify_files(
+    root: Path, manifest: dict, variant: str, parts: tuple[str, ...] | None = None
+) -> None:
+    """Check every file of ``variant`` (or only ``parts`` of it, e.g. ``("decoder",)``) exists
+    with the recorded size and sha256."""
     model = manifest.get("model", "?")
     for part, info in manifest["variants"][variant]["files"].items():
+        if parts is not None and part not in parts:
+            continue
         f = root / info["path"]
         if not f.exists():
             raise BundleError(

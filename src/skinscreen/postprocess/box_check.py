@@ -138,7 +138,8 @@ def open_box_checker(
             engine and the same variant.
         want: True: required (the check model's bundle is built if missing; an error when the
             model has no box check or its bundle lacks the variant); None: on when the model has
-            a box check and its bundle is already built with this variant, off otherwise; False:
+            a box check and its bundle is already built with this variant, off otherwise (a
+            built bundle whose decoder fails its sha256 check is an error either way); False:
             off.
         check_root: the check model's bundle directory (default: the cache).
     """
@@ -153,7 +154,7 @@ def open_box_checker(
             )
         return None
     from skinscreen import paths
-    from skinscreen.engine.bundle import MANIFEST, open_bundle
+    from skinscreen.engine.bundle import MANIFEST, open_bundle, verify_files
     from skinscreen.engine.select import choice_for_bundle, make_engine
 
     model = entry["model"]
@@ -166,11 +167,15 @@ def open_box_checker(
             root=None if check_root is None else root,
             variant=bundle.variant,
             build_if_missing=bool(want),
+            verify=False,
         )
     except BundleError:
         if want:
             raise
         return None
+    # only the decoder is loaded, so only it is hashed; a tampered or truncated file is an
+    # error even when the check was not asked for (the bundle is there, but not what was built)
+    verify_files(check_bundle.root, check_bundle.manifest, check_bundle.variant, ("decoder",))
     choice = choice_for_bundle(check_bundle, engine_name)
     engine = make_engine(check_bundle, choice, threads, decoder_only=True)
     return BoxChecker(
