@@ -7,19 +7,17 @@ Usage (from the repository root): python scripts/experiments/decoder_boxes_eval.
 """
 
 import sys
-import zlib
 
 import numpy as np
 import torch
-from photos import main
+from photos import main, prompt_boxes
 
-from skinscreen.evaluate.dataset import jitter_box
 from skinscreen.export.reference import load_model
 from skinscreen.predictor import LesionPredictor
-from skinscreen.preprocess.transforms import box_from_mask, expand_box
+from skinscreen.preprocess.transforms import expand_box
 from skinscreen.spec import get_spec
 
-pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1)
+pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1, box_check=False)
 base = load_model(get_spec("litemedsam")).eval()
 tuned = load_model(get_spec("litemedsam")).eval()
 state = torch.load(sys.argv.pop(3), map_location="cpu", weights_only=True)
@@ -33,14 +31,8 @@ def dice(m, g):
 @torch.no_grad()
 def run_photo(pid, prob, gt):
     hw = gt.shape
-    tight = box_from_mask(gt).astype(np.float64)
-    rng = np.random.default_rng(zlib.crc32(pid.encode()))
-    conds = {
-        "tight": tight,
-        "jitter-10": jitter_box(tight, hw, rng, 0.10),
-        "jitter-20": jitter_box(tight, hw, rng, 0.20),
-        "loose-25": expand_box(tight, 0.25, hw),
-    }
+    every = prompt_boxes(pid, gt)
+    conds = {k: every[k] for k in ("tight", "jitter-10", "jitter-20", "loose-25")}
     emb = torch.from_numpy(pred.encoding.embedding)
     t = pred.encoding.transform
     rec = {"id": pid}

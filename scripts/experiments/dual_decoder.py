@@ -10,18 +10,15 @@ Usage (from the repository root): python scripts/experiments/dual_decoder.py
     lesions-dev|lesions-skin-tones|train OUT.json [STEP]
 """
 
-import zlib
-
 import numpy as np
-from photos import main
+from photos import main, prompt_boxes
 
 from skinscreen.auto.learned import regions_from_map
-from skinscreen.evaluate.dataset import jitter_box
 from skinscreen.postprocess.box_check import mask_agreement
 from skinscreen.predictor import ImageEncoding, LesionPredictor
-from skinscreen.preprocess.transforms import box_from_mask, expand_box
+from skinscreen.preprocess.transforms import expand_box
 
-pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1)
+pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1, box_check=False)
 aug = LesionPredictor("litemedsam-boxaug", variant="onnx-fp32", threads=1)
 USER_MARGIN = 0.05
 AUTO_MARGINS = (0.0, 0.05, 0.10, 0.15, 0.20, 0.30)
@@ -41,16 +38,7 @@ def box_fill(mask: np.ndarray, box: np.ndarray) -> float:
 
 def boxes_for(pid: str, prob: np.ndarray, gt: np.ndarray) -> dict[str, np.ndarray | None]:
     hw = gt.shape
-    tight = box_from_mask(gt).astype(np.float64)
-    rng = np.random.default_rng(zlib.crc32(pid.encode()))
-    user = {
-        "tight": tight,
-        "jitter-10": jitter_box(tight, hw, rng, 0.10),
-        "jitter-20": jitter_box(tight, hw, rng, 0.20),
-        "jitter-5": jitter_box(tight, hw, rng, 0.05),
-        "loose-10": expand_box(tight, 0.10, hw),
-        "loose-25": expand_box(tight, 0.25, hw),
-    }
+    user = prompt_boxes(pid, gt)
     out: dict[str, np.ndarray | None] = {
         f"user:{k}": expand_box(b, USER_MARGIN, hw) for k, b in user.items()
     }

@@ -12,7 +12,7 @@ from skinscreen.predictor import LesionPredictor
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
 
 which, out = sys.argv[1], Path(sys.argv[2])
-pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1)
+pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1, box_check=False)
 MARGIN = 0.05
 
 

@@ -10,7 +10,7 @@ from skinscreen.preprocess.transforms import box_from_mask, expand_box
 from skinscreen.evaluate.dataset import jitter_box
 
 which, out = sys.argv[1], Path(sys.argv[2])
-pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1)
+pred = LesionPredictor("litemedsam", variant="onnx-fp32", threads=1, box_check=False)
 M = 0.05
 
 

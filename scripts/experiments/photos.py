@@ -52,6 +52,28 @@ def photos(which: str, pred, step: int = 1):
             yield p.stem, prob, gt, which
 
 
+def prompt_boxes(pid: str, gt: np.ndarray) -> dict[str, np.ndarray]:
+    """The robustness suite's prompt conditions for one photo, seeded by its id (raw boxes, no
+    margin): tight, jitter-10, jitter-20 (drawn in this order, as in the fourth session's
+    decoder_boxes_eval), then jitter-5, loose-10, loose-25."""
+    import zlib
+
+    from skinscreen.evaluate.dataset import jitter_box
+    from skinscreen.preprocess.transforms import box_from_mask, expand_box
+
+    hw = gt.shape
+    tight = box_from_mask(gt).astype(np.float64)
+    rng = np.random.default_rng(zlib.crc32(pid.encode()))
+    return {
+        "tight": tight,
+        "jitter-10": jitter_box(tight, hw, rng, 0.10),
+        "jitter-20": jitter_box(tight, hw, rng, 0.20),
+        "jitter-5": jitter_box(tight, hw, rng, 0.05),
+        "loose-10": expand_box(tight, 0.10, hw),
+        "loose-25": expand_box(tight, 0.25, hw),
+    }
+
+
 def main(run_photo, pred) -> None:
     """``argv``: WHICH OUT.json [STEP]; writes one record per photo from ``run_photo``."""
     import json

@@ -48,45 +48,44 @@ def box_margin_option(f: Callable) -> Callable:
 
 ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")  # skinscreen.engine.select.ENGINES
 _ENGINE_META = "skinscreen.engine"
+_BOX_CHECK_META = "skinscreen.box_check"
 
 
-def _remember_engine(ctx: click.Context, param: click.Parameter, value: str | None):
-    if value is not None:
-        ctx.meta[_ENGINE_META] = value
-    return value
+def _meta_option(decl: str, meta_key: str, **kwargs) -> Callable[[Callable], Callable]:
+    """A click option kept in ``ctx.meta[meta_key]`` (when given) instead of being a parameter
+    of the verb, so shared helpers (:func:`make_predictor`) read it without plumbing."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value):
+        if value is not None:
+            ctx.meta[meta_key] = value
+        return value
+
+    return click.option(decl, default=None, expose_value=False, callback=remember, **kwargs)
+
+
+def _selected(meta_key: str):
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(meta_key) if ctx is not None else None
 
 
 def engine_option(f: Callable) -> Callable:
     """``--engine auto|onnxruntime|openvino``, kept in ``ctx.meta`` (not a parameter of the verb):
     :func:`make_predictor` and :func:`selected_engine` read it."""
-    return click.option(
+    return _meta_option(
         "--engine",
+        _ENGINE_META,
         type=click.Choice(ENGINE_CHOICES),
-        default=None,
-        expose_value=False,
-        callback=_remember_engine,
         help="Inference engine. auto (default, or $SKINSCREEN_ENGINE): OpenVINO bf16 when the "
         "'fast' extra is installed, the CPU has bf16 and the bundle's openvino-bf16 variant "
         "passed the accuracy gate; else ONNX Runtime.",
     )(f)
 
 
-_BOX_CHECK_META = "skinscreen.box_check"
-
-
-def _remember_box_check(ctx: click.Context, param: click.Parameter, value: bool | None):
-    if value is not None:
-        ctx.meta[_BOX_CHECK_META] = value
-    return value
-
-
 def box_check_option(f: Callable) -> Callable:
     """``--box-check/--no-box-check`` (kept in ``ctx.meta``; :func:`make_predictor` reads it)."""
-    return click.option(
+    return _meta_option(
         "--box-check/--no-box-check",
-        default=None,
-        expose_value=False,
-        callback=_remember_box_check,
+        _BOX_CHECK_META,
         help="Run the model's box-robust second decoder on drawn boxes and use its outline when "
         "the two disagree (a loose or shifted box; reported as box_check in JSON). Default: on "
         "for litemedsam when the litemedsam-boxaug bundle is built (make bundle builds it).",
@@ -95,14 +94,12 @@ def box_check_option(f: Callable) -> Callable:
 
 def selected_box_check() -> bool | None:
     """The ``--box-check/--no-box-check`` value of the running command (None: not given)."""
-    ctx = click.get_current_context(silent=True)
-    return ctx.meta.get(_BOX_CHECK_META) if ctx is not None else None
+    return _selected(_BOX_CHECK_META)
 
 
 def selected_engine() -> str | None:
     """The ``--engine`` value of the running command (None: not given)."""
-    ctx = click.get_current_context(silent=True)
-    return ctx.meta.get(_ENGINE_META) if ctx is not None else None
+    return _selected(_ENGINE_META)
 
 
 def model_options(f: Callable) -> Callable:
