@@ -52,7 +52,8 @@ from skinscreen.evaluate.dataset import PROMPTS
     show_default=True,
     help="Grow the expert box (after any jitter) by this fraction of its width/height on every "
     "side, as segment/assess grow a user's box (--box-margin, default 0.05 for litemedsam). "
-    "0: the raw expert box, so figures stay comparable.",
+    "0: the raw expert box, so figures stay comparable. With --robustness: every prompt box, "
+    "after its jitter or loosening.",
 )
 @click.option(
     "--limit", type=int, default=None, help="Evaluate only the first N pairs (sorted by id)."
@@ -119,6 +120,7 @@ def command(
             out_dir=out_dir,
             as_json=as_json,
             progress=lambda items: progress(items, "robustness"),
+            margin=margin,
         )
         report_failures(failures)
         return

@@ -192,6 +192,7 @@ def run_robustness(
     seed: int = 0,
     metadata: dict[str, str] | None = None,
     progress: Callable | None = None,
+    margin: float = 0.0,
 ) -> RobustnessResult:
     """Run every condition on every pair; per-photo errors are collected, not raised.
 
@@ -205,6 +206,9 @@ def run_robustness(
             colour constancy (rows with ``colour_constancy`` True).
         seed: seed for box jitter (per image and condition).
         metadata: ``id -> source`` (see :func:`read_metadata`).
+        margin: grow every prompt box (after its jitter or loosening: the box "as drawn") by
+            this fraction of its width/height per side, as the predictor grows a drawn box by
+            default (``--margin 0.05`` measures LiteMedSAM's default); 0: the raw box.
     """
     from skinscreen.io.image import load_image, load_mask
 
@@ -227,6 +231,7 @@ def run_robustness(
                 "ita": None if ita is None else round(ita, 1),
                 "skin_tone": tone,
                 "prompt": prompt,
+                "box_margin": margin,
             }
             res.rows.extend(
                 _run_pair(
@@ -239,6 +244,7 @@ def run_robustness(
                     prompt,
                     colour_constancy,
                     seed,
+                    margin,
                 )
             )
         except SkinscreenError as e:
@@ -248,7 +254,9 @@ def run_robustness(
     return res
 
 
-def _run_pair(predictor, image_id, photo, truth, conditions, base, prompt, colour_constancy, seed):
+def _run_pair(
+    predictor, image_id, photo, truth, conditions, base, prompt, colour_constancy, seed, margin
+):
     rows: list[dict] = []
     reference: dict[bool, float] = {}
     cc_modes = (False, True) if colour_constancy else (False,)
@@ -272,7 +280,9 @@ def _run_pair(predictor, image_id, photo, truth, conditions, base, prompt, colou
             else:
                 predictor.set_encoding(encoded_original[cc])
             box = None if prompt == "auto" else _prompt_box(cond, mask, image_id, seed)
-            seg = predictor.predict(box=box, box_margin=0.0)  # prompt conditions set their own
+            if box is not None and margin:
+                box = expand_box(box, margin, mask.shape)
+            seg = predictor.predict(box=box, box_margin=0.0)  # the margin is applied above
             latency = (time.perf_counter() - t0) * 1e3
             d, j = dice(seg.mask, mask), jaccard(seg.mask, mask)
             if cond.name == "original":
@@ -531,7 +541,8 @@ def build_report(
         f"# Robustness: {title}",
         "",
         f"Model `{model}`, {len({r['id'] for r in result.rows})} photos, prompt "
-        f"`{result.rows[0]['prompt'] if result.rows else '-'}`. dice_change: mean paired change "
+        f"`{result.rows[0]['prompt'] if result.rows else '-'}`"
+        f"{_margin_note(result)}. dice_change: mean paired change "
         f"vs the original photo (same colour-constancy setting); dropped: share of photos whose "
         f"Dice fell by more than {DROP}; dropped_unwarned: how many of those had no quality "
         "warning from `skinscreen.assess`; warned: share of photos with any quality warning.",
@@ -609,6 +620,11 @@ def build_report(
     }
 
 
+def _margin_note(result: RobustnessResult) -> str:
+    m = result.rows[0].get("box_margin", 0.0) if result.rows else 0.0
+    return f", every prompt box grown by {m:g} per side (--margin)" if m else ", raw boxes"
+
+
 def json_summary(result: RobustnessResult, conditions: list[Perturbation], *, model: str) -> dict:
     """One JSON-ready object: n, n_failed, model, and the summary tables."""
     return {
@@ -616,6 +632,7 @@ def json_summary(result: RobustnessResult, conditions: list[Perturbation], *, mo
         "n_failed": len(result.failures),
         "model": model,
         "prompt": result.rows[0]["prompt"] if result.rows else None,
+        "box_margin": result.rows[0].get("box_margin", 0.0) if result.rows else None,
         **report_tables(result.rows, conditions),
     }
 
@@ -632,6 +649,7 @@ def run_cli(
     out_dir: Path | None,
     as_json: bool,
     progress: Callable | None = None,
+    margin: float = 0.0,
 ) -> list[tuple[str, str]]:
     """``skinscreen evaluate --robustness``: run the suite, write the report to ``out_dir``
     (atomically), print a JSON summary or the condition table; returns the per-photo failures."""
@@ -656,6 +674,7 @@ def run_cli(
         seed=seed,
         metadata=read_metadata(images_dir),
         progress=progress,
+        margin=margin,
     )
     model = predictor.spec.name
     if out_dir is not None and result.rows:
