@@ -35,6 +35,29 @@ def test_suite_on_one_sample_photo(predictor):
         assert r["warned"] is not None  # skinscreen.assess quality checks ran
 
 
+def test_suite_margin_grows_every_prompt_box(predictor):
+    """--margin: the prompt box, after its loosening, is grown as the predictor grows a drawn
+    box; a 10%-loose box plus a 5% margin equals the tight box grown by 10% then 5%."""
+    pairs = find_pairs(EXAMPLES / "images", EXAMPLES / "masks")[:1]
+    conds = P.select("loose-10")
+    raw = R.run_robustness(predictor, pairs, conds, colour_constancy=False)
+    grown = R.run_robustness(predictor, pairs, conds, colour_constancy=False, margin=0.05)
+    assert {r["box_margin"] for r in raw.rows} == {0.0}
+    assert {r["box_margin"] for r in grown.rows} == {0.05}
+    md = R.build_report(grown, conds, title="t", model="litemedsam")["robustness.md"].decode()
+    assert "grown by 0.05 per side" in md
+    from skinscreen.io.image import load_mask
+    from skinscreen.preprocess.transforms import box_from_mask, expand_box
+
+    truth = load_mask(pairs[0].mask)
+    box = expand_box(expand_box(box_from_mask(truth), 0.10, truth.shape), 0.05, truth.shape)
+    predictor.set_image(pairs[0].image)
+    seg = predictor.predict(box=box, box_margin=0.0)
+    d = 2 * float((seg.mask & truth).sum()) / float(seg.mask.sum() + truth.sum())
+    row = next(r for r in grown.rows if r["condition"] == "loose-10")
+    assert row["dice"] == pytest.approx(d, abs=1e-4)
+
+
 def test_evaluate_robustness_cli_writes_report(tmp_path, capsys):
     out = tmp_path / "rob"
     code = run_cli(
