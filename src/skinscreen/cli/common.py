@@ -130,17 +130,21 @@ def make_predictor(
     bundle_dir: Path | None,
     threads: int | None,
     engine: str | None = None,
+    box_check_default: bool | None = None,
 ):
-    """A :class:`~skinscreen.predictor.LesionPredictor`; ``engine`` None: the ``--engine`` value."""
+    """A :class:`~skinscreen.predictor.LesionPredictor`; ``engine`` None: the ``--engine`` value;
+    ``box_check``: the ``--box-check/--no-box-check`` value, else ``box_check_default`` (None:
+    the predictor's own default)."""
     from skinscreen.predictor import LesionPredictor
 
+    box_check = selected_box_check()
     return LesionPredictor(
         model,
         variant=variant,
         bundle_dir=bundle_dir,
         threads=threads,
         engine=engine or selected_engine(),
-        box_check=selected_box_check(),
+        box_check=box_check_default if box_check is None else box_check,
     )
 
 

@@ -80,7 +80,8 @@ def command(
     The lesion is tracked: its box follows the camera motion and the mask; the image encoder
     runs only when the view has changed (camera motion is followed on thumbnails in between);
     the mask is smoothed over time; a lost lesion is found again when it comes back into view.
-    A screening aid, never a diagnosis.
+    The box check is off here unless --box-check is given (the tracker's boxes come from its
+    previous mask, not from a hand). A screening aid, never a diagnosis.
     """
     from skinscreen import DISCLAIMER
     from skinscreen.stream.output import StreamOutputs
@@ -102,7 +103,9 @@ def command(
             h, w = info.size_hw
             validate_box(box, (h, w))  # in source pixels: the message names the source's size
         rt = info.is_camera if realtime is None else bool(realtime)
-        predictor = make_predictor(model, variant, bundle_dir, threads)
+        # the tracker prompts with boxes it derives from the previous mask, not drawn ones: no
+        # box check unless asked (its decision could flip from frame to frame)
+        predictor = make_predictor(model, variant, bundle_dir, threads, box_check_default=False)
         # live: the encoder works on a thread while frames keep flowing through the motion path
         config = TrackerConfig(background_encoder=rt)
         tracker = LesionTracker(predictor, box=tracker_box, config=config)
