@@ -188,3 +188,28 @@ def test_tampered_check_decoder_is_refused(predictors, tmp_path):
         with pytest.raises(BundleError, match="sha256"):
             open_box_checker(checked.bundle, "onnxruntime", 1, want, check_root=dst)
     assert open_box_checker(checked.bundle, "onnxruntime", 1, False, check_root=dst) is None
+
+
+def test_box_check_per_call(predictors):
+    """predict(box_check=False) skips the check for one call (the tracker's boxes);
+    box_check=True on a predictor without one says how to get it."""
+    checked, plain = predictors
+    gt = load_mask(EXAMPLES / "masks" / "ISIC_0012143.png")
+    checked.set_image(EXAMPLES / "images" / "ISIC_0012143.jpg")
+    plain.set_encoding(checked.encoding)
+    box = box_from_mask(gt)
+    skipped = checked.predict(box, box_check=False)
+    assert skipped.box_check is None and "box_check" not in skipped.timings_ms
+    assert np.array_equal(skipped.mask, plain.predict(box).mask)
+    assert checked.predict(box).box_check["decoder"] == "box-robust"  # its faint border
+    with pytest.raises(SkinscreenError, match="no box check"):
+        plain.predict(box, box_check=True)
+
+
+def test_tracker_does_not_check_its_own_boxes(predictors):
+    from skinscreen.stream.tracker import LesionTracker, TrackerConfig
+
+    checked, _ = predictors
+    assert LesionTracker(checked, box=[10, 10, 50, 50])._box_check is False
+    cfg = TrackerConfig(box_check=True)
+    assert LesionTracker(checked, box=[10, 10, 50, 50], config=cfg)._box_check is None

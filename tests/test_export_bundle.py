@@ -102,7 +102,8 @@ def test_runtime_predictor_reads_the_bundle(exported, reference, sample_pairs):
     """The torch-free runtime on our bundle gives the PyTorch reference's masks."""
     from skinscreen.predictor import LesionPredictor
 
-    p = LesionPredictor("litemedsam", bundle_dir=exported, threads=2)
+    # parity with the reference model: LiteMedSAM's own decoder (no box check)
+    p = LesionPredictor("litemedsam", bundle_dir=exported, threads=2, box_check=False)
     for image_path, mask_path in sample_pairs[:2]:
         truth = load_mask(mask_path)
         box = box_from_mask(truth)

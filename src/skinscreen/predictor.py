@@ -285,7 +285,12 @@ class LesionPredictor:
         return self.engine.decode(enc.embedding, box_model, enc.prelude)
 
     def predict(
-        self, box: object | None = None, *, clean: bool = True, box_margin: float | None = None
+        self,
+        box: object | None = None,
+        *,
+        clean: bool = True,
+        box_margin: float | None = None,
+        box_check: bool | None = None,
     ) -> Segmentation:
         """Segment the current photo.
 
@@ -297,8 +302,17 @@ class LesionPredictor:
                 (clipped to the photo) before prompting; None: :attr:`box_margin` (the spec's,
                 0.05 for LiteMedSAM); 0.0 prompts with the box as given. Automatic boxes are
                 never grown.
+            box_check: None: run the box check on a drawn box when this predictor loaded one
+                (:attr:`box_checker`); False: not for this call (e.g. a tracker's machine-made
+                boxes); True: required (an error without a loaded check).
         """
         enc = self.encoding
+        if box_check and self.box_checker is None:
+            raise SkinscreenError(
+                "box_check=True but this predictor has no box check: create it with "
+                "LesionPredictor(box_check=True) (litemedsam; its litemedsam-boxaug bundle is built "
+                "if missing)"
+            )
         auto_info = None
         t0 = time.perf_counter()
         if box is None:
@@ -315,7 +329,7 @@ class LesionPredictor:
         logits, iou = self.decode_logits(box_model)
         t_check = time.perf_counter()
         check = None
-        if box is not None and self.box_checker is not None:
+        if box is not None and self.box_checker is not None and box_check is not False:
             logits, iou, check = self.box_checker.check(
                 enc.embedding, box_model, logits, iou, enc.transform, self.spec.mask_threshold
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from skinscreen.cli.common import box_callback, make_predictor, model_options
+from skinscreen.cli.common import box_callback, make_predictor, model_options, selected_box_check
 
 
 @click.command(
@@ -107,7 +107,7 @@ def command(
         # box check unless asked (its decision could flip from frame to frame)
         predictor = make_predictor(model, variant, bundle_dir, threads, box_check_default=False)
         # live: the encoder works on a thread while frames keep flowing through the motion path
-        config = TrackerConfig(background_encoder=rt)
+        config = TrackerConfig(background_encoder=rt, box_check=bool(selected_box_check()))
         tracker = LesionTracker(predictor, box=tracker_box, config=config)
         if out_dir is not None:
             outputs = StreamOutputs(out_dir, info.fps)

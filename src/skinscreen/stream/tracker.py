@@ -79,6 +79,9 @@ class TrackerConfig:
             box of the first mask when the boxes differ. (Tracking encodes never do: deriving
             each box from the last mask alone lets the mask shrink onto the lesion's core.)
         thumb_side: thumbnail size for motion and frame difference.
+        box_check: run the predictor's box check (:mod:`skinscreen.postprocess.box_check`) on
+            the tracker's boxes; off by default: they come from the previous mask, not from a
+            hand, and a decision flipping between frames would make the outline jump.
         background_encoder: run the encoder (and its decoder calls) on a worker thread: frames
             keep flowing through the cheap motion path meanwhile and the new result is taken in
             when it is ready (motion-compensated to the frame of the moment). For live video;
@@ -101,6 +104,7 @@ class TrackerConfig:
     refine: bool = True
     thumb_side: int = mo.THUMB_SIDE
     background_encoder: bool = False
+    box_check: bool = False
 
     @classmethod
     def full_processing(cls) -> TrackerConfig:
@@ -541,7 +545,7 @@ class LesionTracker:
             if box_key[2] - box_key[0] >= 2 and box_key[3] - box_key[1] >= 2:
                 t = time.perf_counter()
                 self.predictor.set_encoding(self._key.encoding)
-                seg = self.predictor.predict(box=box_key, box_margin=0.0)
+                seg = self.predictor.predict(box=box_key, box_margin=0.0, box_check=self._box_check)
                 ctx.timings["decoder"] += (time.perf_counter() - t) * 1e3
                 key = self._key
                 key.prompt = box_key
@@ -674,6 +678,11 @@ class LesionTracker:
             "timings": res.timings,
         }
 
+    @property
+    def _box_check(self) -> bool | None:
+        """``predict``'s box_check: None (the predictor's own) when configured, else False."""
+        return None if self.config.box_check else False
+
     def _run_job(self, job: _Job) -> _ModelResult:
         """The model calls of a job (worker side in background mode): encoder, then decoder."""
         p = self.predictor
@@ -693,15 +702,20 @@ class LesionTracker:
                 if job.refine and res.seg.mask.any():
                     box = self._box_of(res.seg.mask)
                     if _box_iou(box, res.prompt) < 0.9:
-                        res.seg2, res.prompt2 = p.predict(box=box, box_margin=0.0), box
+                        res.seg2, res.prompt2 = (
+                            p.predict(box=box, box_margin=0.0, box_check=self._box_check),
+                            box,
+                        )
                         res.n_dec += 1
         else:
             # the tracker sizes its own boxes (TrackerConfig.box_margin): no predictor margin
-            res.seg, res.prompt, res.n_dec = p.predict(box=job.box, box_margin=0.0), job.box, 1
+            res.seg = p.predict(box=job.box, box_margin=0.0, box_check=self._box_check)
+            res.prompt, res.n_dec = job.box, 1
             if job.refine and res.seg.mask.any():
                 box2 = self._box_of(res.seg.mask)
                 if _box_iou(box2, job.box) < 0.9:
-                    res.seg, res.prompt = p.predict(box=box2, box_margin=0.0), box2
+                    res.seg = p.predict(box=box2, box_margin=0.0, box_check=self._box_check)
+                    res.prompt = box2
                     res.n_dec += 1
         t2 = time.perf_counter()
         res.timings = {"encoder": (t1 - t0) * 1e3, "decoder": (t2 - t1) * 1e3}
