@@ -26,7 +26,7 @@ GATE_PHOTOS = sorted((ROOT / "examples" / "images").glob("*.jpg")) + sorted(
 STUDENT = "skinscreen-student-v1"
 
 
-def student_fp32_copy(dst: Path, model: str = STUDENT) -> Path:
+def fp32_copy(dst: Path, model: str = STUDENT) -> Path:
     """A fresh bundle holding only the cached ``model`` bundle's onnx-fp32 variant."""
     try:
         src = open_bundle(model, variant="onnx-fp32")
@@ -42,27 +42,39 @@ def student_fp32_copy(dst: Path, model: str = STUDENT) -> Path:
     return dst
 
 
-@pytest.fixture(scope="module")
-def small_bundle(tmp_path_factory) -> Path:
+def small_variant(tmp_path_factory, model: str, precision: str) -> Path:
+    """A copy of ``model``'s cached fp32 bundle with the ``onnx-<precision>`` variant added
+    (gated on the sample photos)."""
     from skinscreen.export.variants import add_variants
 
-    root = student_fp32_copy(tmp_path_factory.mktemp("small") / STUDENT)
-    add_variants(root, ["onnx"], ["int8w"], gate_images=GATE_PHOTOS)
+    root = fp32_copy(tmp_path_factory.mktemp("small") / model, model)
+    add_variants(root, ["onnx"], [precision], gate_images=GATE_PHOTOS)
     return root
 
 
-def test_int8w_is_gated_small_and_recorded(small_bundle):
-    m = read_manifest(small_bundle)
-    v = m["variants"]["onnx-int8w"]
-    verify_files(small_bundle, m, "onnx-int8w")
-    # what an app must ship: the optional re-prompt pair (fp32, shared by the ONNX variants of
-    # bundles built since it exists) is not part of the size target
-    b = open_bundle(root=small_bundle, variant="onnx-int8w")
+def gated_under_12_mb(root: Path, variant: str) -> tuple[dict, dict]:
+    """Check ``variant`` of the bundle at ``root``: files verified, what an app must ship under
+    12 MB and under 30% of fp32 (the optional re-prompt pair, fp32 and shared by the ONNX
+    variants, is not part of the size target), gate passed without forcing. Returns
+    ``(manifest, variant entry)``."""
+    m = read_manifest(root)
+    v = m["variants"][variant]
+    verify_files(root, m, variant)
+    b = open_bundle(root=root, variant=variant)
     mb = b.size_bytes(optional=False) / 1e6
-    fp32_mb = b.size_bytes("onnx-fp32", optional=False) / 1e6
-    assert mb < 12.0 and mb < 0.3 * fp32_mb  # measured: 8.6 MB vs 33.2 MB
+    assert mb < 12.0 and mb < 0.3 * b.size_bytes("onnx-fp32", optional=False) / 1e6
+    assert v["accuracy"]["gate"]["passed"] and not v["accuracy"]["gate"]["forced"]
+    return m, v
+
+
+@pytest.fixture(scope="module")
+def small_bundle(tmp_path_factory) -> Path:
+    return small_variant(tmp_path_factory, STUDENT, "int8w")
+
+
+def test_int8w_is_gated_small_and_recorded(small_bundle):
+    m, v = gated_under_12_mb(small_bundle, "onnx-int8w")  # measured: 8.6 MB vs 33.2 MB
     a = v["accuracy"]
-    assert a["gate"]["passed"] and not a["gate"]["forced"]
     # measured on these 5 photos against the student's own fp32 PyTorch masks: 0.9960 / 0.9921
     assert a["mask_dice_vs_fp32_mean"] >= 0.99 and a["mask_dice_vs_fp32_min"] >= 0.95
     assert a["n_images"] == len(GATE_PHOTOS)
@@ -93,25 +105,15 @@ def test_int8w_runs_in_the_runtime_predictor(small_bundle):
 
 @pytest.fixture(scope="module")
 def litemedsam_small(tmp_path_factory) -> Path:
-    from skinscreen.export.variants import add_variants
-
-    root = student_fp32_copy(tmp_path_factory.mktemp("small") / "litemedsam", "litemedsam")
-    add_variants(root, ["onnx"], ["int8w16"], gate_images=GATE_PHOTOS)
-    return root
+    return small_variant(tmp_path_factory, "litemedsam", "int8w16")
 
 
 def test_int8w16_is_litemedsams_smallest_gated_bundle(litemedsam_small):
     from skinscreen.export.variants import decoder_computes_all_masks
 
-    m = read_manifest(litemedsam_small)
-    v = m["variants"]["onnx-int8w16"]
-    verify_files(litemedsam_small, m, "onnx-int8w16")
-    b = open_bundle(root=litemedsam_small, variant="onnx-int8w16")
-    mb = b.size_bytes(optional=False) / 1e6
     # measured: 10.97 MB (encoder 7.16 + decoder 3.81; onnx-int8 22.6 MB, fp32 42.3 MB)
-    assert mb < 12.0 and mb < 0.3 * b.size_bytes("onnx-fp32", optional=False) / 1e6
+    m, v = gated_under_12_mb(litemedsam_small, "onnx-int8w16")
     a = v["accuracy"]
-    assert a["gate"]["passed"] and not a["gate"]["forced"]
     # measured on these 5 photos: 0.9932 / 0.9828 (17 gate photos: 0.9943 / 0.9828)
     assert a["mask_dice_vs_fp32_mean"] >= 0.99 and a["mask_dice_vs_fp32_min"] >= 0.95
     assert a["dice_vs_expert_mean"] >= 0.85 and a["n_images"] == len(GATE_PHOTOS)
