@@ -66,3 +66,13 @@ def test_jitter_stays_valid():
     for _ in range(200):
         b = jitter_box(np.array([5.0, 5.0, 40.0, 30.0]), (32, 41), rng)
         assert 0 <= b[0] < b[2] <= 41 and 0 <= b[1] < b[3] <= 32
+
+
+def test_photo_size_in_a_scaled_frame():
+    """The photo's part of the low-res frame: the same numbers crop_and_resize_logits, the box
+    check and the training losses use (at least 1 px, Python rounding)."""
+    t = compute_transform(LITEMEDSAM, (681, 1024))  # resized to (170, 256) in 256 px
+    assert t.resized_size == (170, 256)
+    assert t.photo_size_in(256) == (170, 256)
+    assert t.photo_size_in(64) == (42, 64)  # 42.5 rounds to even
+    assert compute_transform(LITEMEDSAM, (1, 4000)).photo_size_in(64) == (1, 64)

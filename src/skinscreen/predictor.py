@@ -193,12 +193,9 @@ class LesionPredictor:
         self.engine_choice = choice
         self.spec = self.bundle.spec
         self.engine = make_engine(self.bundle, choice, threads, reprompt=reprompt)
-        self.box_checker = open_box_checker(
-            self.bundle,
-            choice.engine,
-            threads,
-            (None if not reprompt else False) if box_check is None else box_check,
-        )
+        if box_check is None and reprompt:
+            box_check = False  # interactive: off unless asked (it doubles the per-box cost)
+        self.box_checker = open_box_checker(self.bundle, choice.engine, threads, box_check)
         self._enc: ImageEncoding | None = None
 
     # -- image ---------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ STAGES = (
     "file_to_mask",
     "reprompt",
 )
+#: the predictor's ``box_check`` as the cold-start child's argument (skinscreen.bench.coldstart)
+BOX_CHECK_ARG = {None: "auto", True: "on", False: "off"}
 #: idle pause before each timed pipeline run: the pipelines are interleaved photo by photo, and
 #: the previous runtime's worker threads (ONNX Runtime's spinning pool, PyTorch's OpenMP team in
 #: the reference child process) must go idle first, or they steal cycles from the next one
@@ -361,7 +363,7 @@ def run_bench(
     result: dict = {
         "machine": machine_description(),
         "threads": threads,
-        "box_check_requested": {None: "auto", True: "on", False: "off"}[box_check],
+        "box_check_requested": BOX_CHECK_ARG[box_check],
         "bundle": str(root),
         "model": manifest["model"],
         "default_variant": auto.variant,  # what LesionPredictor() runs here (engine="auto")
@@ -488,7 +490,7 @@ def run_bench(
                     str(photo),
                     box_arg,
                     str(threads),
-                    {None: "auto", True: "on", False: "off"}[box_check],
+                    BOX_CHECK_ARG[box_check],
                 ]
             )
             result["pipelines"][k].update(

@@ -170,7 +170,11 @@ class RobustnessResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _prompt_box(cond: Perturbation, mask: np.ndarray, image_id: str, seed: int) -> np.ndarray:
+def _prompt_box(
+    cond: Perturbation, mask: np.ndarray, image_id: str, seed: int, margin: float = 0.0
+) -> np.ndarray:
+    """The expert mask's tight box, jittered or loosened by ``cond`` (the box "as drawn"), then
+    grown by ``margin`` as the predictor grows a drawn box."""
     box = box_from_mask(mask)
     if box is None:
         raise SkinscreenError(f"{image_id}: the expert mask is empty after {cond.name}")
@@ -179,6 +183,8 @@ def _prompt_box(cond: Perturbation, mask: np.ndarray, image_id: str, seed: int) 
         box = jitter_box(box, mask.shape, rng, amount=cond.box_jitter)
     if cond.box_margin:
         box = expand_box(box, cond.box_margin, mask.shape)
+    if margin:
+        box = expand_box(box, margin, mask.shape)
     return box
 
 
@@ -279,10 +285,8 @@ def _run_pair(
                     encoded_original[cc] = enc
             else:
                 predictor.set_encoding(encoded_original[cc])
-            box = None if prompt == "auto" else _prompt_box(cond, mask, image_id, seed)
-            if box is not None and margin:
-                box = expand_box(box, margin, mask.shape)
-            seg = predictor.predict(box=box, box_margin=0.0)  # the margin is applied above
+            box = None if prompt == "auto" else _prompt_box(cond, mask, image_id, seed, margin)
+            seg = predictor.predict(box=box, box_margin=0.0)  # _prompt_box applies the margin
             latency = (time.perf_counter() - t0) * 1e3
             d, j = dice(seg.mask, mask), jaccard(seg.mask, mask)
             if cond.name == "original":

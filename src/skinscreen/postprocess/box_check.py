@@ -107,9 +107,7 @@ class BoxChecker:
         two masks agree, the box-robust decoder's otherwise. ``transform``: the photo's
         :class:`~skinscreen.preprocess.transforms.InputTransform`."""
         other, other_iou = self.engine.decode(embedding, box_model)
-        scale = self.low_res_size / transform.input_size
-        h, w = transform.resized_size
-        valid = (max(1, round(h * scale)), max(1, round(w * scale)))
+        valid = transform.photo_size_in(self.low_res_size)
         agreement = mask_agreement(logits, other, valid, mask_threshold)
         if agreement < self.agreement_min:
             res = BoxCheckResult(

@@ -41,6 +41,14 @@ class InputTransform:
         (h, w), (nh, nw) = self.original_size, self.resized_size
         return nw / w, nh / h
 
+    def photo_size_in(self, frame: int) -> tuple[int, int]:
+        """``(h, w)`` of the photo's part (top-left, before the padding) of a square frame of
+        side ``frame`` that scales the model input by ``frame / input_size`` (e.g. the
+        decoder's low-res logits); at least 1 px, Python rounding."""
+        f = frame / self.input_size
+        nh, nw = self.resized_size
+        return max(1, round(nh * f)), max(1, round(nw * f))
+
     def apply_boxes(self, boxes: np.ndarray) -> np.ndarray:
         """Map XYXY boxes ``(..., 4)`` from original to model-input pixel space (float32)."""
         sx, sy = self.scale_xy
@@ -114,10 +122,7 @@ def crop_and_resize_logits(logits: np.ndarray, t: InputTransform, low_res_size: 
     Crops the padded part, then resizes bilinearly (half-pixel centres, like
     ``F.interpolate(..., align_corners=False)``) to the original size.
     """
-    s = t.input_size
-    f = low_res_size / s
-    nh, nw = t.resized_size
-    ch, cw = max(1, int(round(nh * f))), max(1, int(round(nw * f)))
+    ch, cw = t.photo_size_in(low_res_size)
     crop = np.ascontiguousarray(logits[:ch, :cw], dtype=np.float32)
     h, w = t.original_size
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)

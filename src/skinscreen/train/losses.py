@@ -31,9 +31,7 @@ def model_space_mask(spec: ModelSpec, mask: np.ndarray, size: int) -> np.ndarray
     """``(H, W)`` bool expert mask -> ``(size, size)`` float32 in the padded model-input frame
     (resized like the photo, nearest neighbour, zero padding bottom/right)."""
     t = compute_transform(spec, mask.shape)
-    nh, nw = t.resized_size
-    f = size / spec.input_size
-    h, w = max(1, round(nh * f)), max(1, round(nw * f))
+    h, w = t.photo_size_in(size)
     small = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
     out = np.zeros((size, size), np.float32)
     out[:h, :w] = small
