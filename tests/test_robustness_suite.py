@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from skinscreen.cli.main import main
@@ -56,6 +57,31 @@ def test_suite_margin_grows_every_prompt_box(predictor):
     d = 2 * float((seg.mask & truth).sum()) / float(seg.mask.sum() + truth.sum())
     row = next(r for r in grown.rows if r["condition"] == "loose-10")
     assert row["dice"] == pytest.approx(d, abs=1e-4)
+
+
+def test_suite_auto_no_lesion_is_a_warned_row_not_a_dropped_photo(predictor, tmp_path):
+    """--prompt auto on plain skin: automatic mode finds nothing in any version of the photo; each
+    condition still gives a row (empty outline, Dice 0 vs the expert's lesion, warned), so one
+    perturbation without a lesion found cannot drop the photo from every condition."""
+    from PIL import Image
+
+    from .test_auto_classical import skin_photo
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    plain = skin_photo(seed=5)
+    Image.fromarray(plain).save(tmp_path / "images" / "plain.png")
+    truth = np.zeros(plain.shape[:2], np.uint8)
+    truth[200:260, 300:380] = 255
+    Image.fromarray(truth).save(tmp_path / "masks" / "plain.png")
+    pairs = find_pairs(tmp_path / "images", tmp_path / "masks")
+    conds = P.select("flip-h,gamma-0.6")
+    res = R.run_robustness(predictor, pairs, conds, prompt="auto", colour_constancy=False)
+    assert not res.failures
+    assert {r["condition"] for r in res.rows} == {"original", "flip-h", "gamma-0.6"}
+    for r in res.rows:
+        assert r["dice"] == 0.0 and r["jaccard"] == 0.0 and r["iou_prediction"] is None
+        assert r["quality_warnings"] == R.NO_LESION_WARNING and r["warned"] is True
 
 
 def test_evaluate_robustness_cli_writes_report(tmp_path, capsys):

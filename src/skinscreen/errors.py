@@ -16,6 +16,10 @@ class PromptError(SkinscreenError):
     """A box or other prompt is malformed or outside the image."""
 
 
+class NoLesionFoundError(PromptError):
+    """Automatic mode found no lesion in the photo (it does not invent one): draw a box."""
+
+
 class BundleError(SkinscreenError):
     """A model bundle is missing, incomplete or tampered with."""
 

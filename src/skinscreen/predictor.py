@@ -15,7 +15,7 @@ import numpy as np
 
 from skinscreen.engine.bundle import Bundle
 from skinscreen.engine.select import choice_for_bundle, make_engine, open_for_engine
-from skinscreen.errors import PromptError, SkinscreenError
+from skinscreen.errors import NoLesionFoundError, PromptError, SkinscreenError
 from skinscreen.io.image import ImageSource, load_image
 from skinscreen.postprocess.box_check import open_box_checker
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
@@ -386,7 +386,7 @@ class LesionPredictor:
         info = dict(info or {})
         info.setdefault("box_source", "auto")
         if box is None:
-            raise SkinscreenError(
+            raise NoLesionFoundError(
                 "no lesion found automatically in this photo; draw a box with --box X0,Y0,X1,Y1"
             )
         return np.asarray(box, dtype=np.float64), info

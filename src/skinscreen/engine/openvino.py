@@ -224,8 +224,8 @@ class OpenVinoEngine:
             "engine": "openvino",
             "openvino": openvino_version(),
             "precision": self.precision,
-            "inference_precision": (self.encoder or self.decoder).get_property(
-                "INFERENCE_PRECISION_HINT"
-            ).to_string(),
+            "inference_precision": (self.encoder or self.decoder)
+            .get_property("INFERENCE_PRECISION_HINT")
+            .to_string(),
             "threads": self.threads,
         }

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinscreen.errors import SkinscreenError
+from skinscreen.errors import NoLesionFoundError, SkinscreenError
 from skinscreen.evaluate.dataset import Pair, jitter_box, seed_for
 from skinscreen.evaluate.metrics import ISIC_JACCARD_THRESHOLD, dice, jaccard, threshold_jaccard
 from skinscreen.evaluate.perturbations import Perturbation
@@ -130,6 +130,11 @@ def _shades_of_gray(image: np.ndarray) -> np.ndarray:
     return np.clip(image * (1.0 / (np.sqrt(3.0) * np.maximum(e, 1e-6))) + 0.5, 0, 255).astype(
         np.uint8
     )
+
+
+#: ``quality_warnings`` of a row where automatic mode found no lesion (the user is told to draw a
+#: box; the row scores an empty outline).
+NO_LESION_WARNING = "no-lesion-found"
 
 
 def _quality_warnings(image: np.ndarray, mask: np.ndarray) -> list[str] | None:
@@ -286,12 +291,22 @@ def _run_pair(
             else:
                 predictor.set_encoding(encoded_original[cc])
             box = None if prompt == "auto" else _prompt_box(cond, mask, image_id, seed, margin)
-            seg = predictor.predict(box=box, box_margin=0.0)  # _prompt_box applies the margin
+            try:
+                seg = predictor.predict(box=box, box_margin=0.0)  # _prompt_box applies the margin
+                pred, iou_prediction = seg.mask, round(seg.iou_prediction, 4)
+                warnings = None
+            except NoLesionFoundError:
+                # automatic mode says "no lesion found, draw a box" for this version of the
+                # photo: an empty outline (Dice 0 vs the expert's lesion) that the user was told
+                # about, not a reason to drop the photo from every condition
+                pred, iou_prediction = np.zeros_like(mask, dtype=bool), None
+                warnings = [NO_LESION_WARNING]
             latency = (time.perf_counter() - t0) * 1e3
-            d, j = dice(seg.mask, mask), jaccard(seg.mask, mask)
+            d, j = dice(pred, mask), jaccard(pred, mask)
             if cond.name == "original":
                 reference[cc] = d
-            warnings = _quality_warnings(image, seg.mask)
+            if warnings is None:
+                warnings = _quality_warnings(image, pred)
             rows.append(
                 {
                     **base,
@@ -304,7 +319,7 @@ def _run_pair(
                     "dice_change": round(d - reference.get(cc, d), 5),
                     "quality_warnings": "" if warnings is None else ";".join(warnings),
                     "warned": None if warnings is None else bool(warnings),
-                    "iou_prediction": round(seg.iou_prediction, 4),
+                    "iou_prediction": iou_prediction,
                     "latency_ms": round(latency, 1),
                 }
             )

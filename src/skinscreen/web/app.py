@@ -239,7 +239,9 @@ def create_app(
         checker = _served_checker(model)
         if checker is not None:
             if part != "decoder":
-                raise HTTPException(404, f"only the decoder of the box check model {model} is served")
+                raise HTTPException(
+                    404, f"only the decoder of the box check model {model} is served"
+                )
             b = checker.bundle
         else:
             b = _served_bundle(model)
