@@ -84,6 +84,32 @@ def test_suite_auto_no_lesion_is_a_warned_row_not_a_dropped_photo(predictor, tmp
         assert r["quality_warnings"] == R.NO_LESION_WARNING and r["warned"] is True
 
 
+def test_evaluate_auto_scores_no_lesion_found_as_zero(predictor, tmp_path):
+    """evaluate --prompt auto: a photo where automatic mode finds nothing (the expert outlined a
+    lesion) counts as an empty outline, Jaccard 0, as the ISIC challenge scores a missing mask;
+    it is not left out of the means."""
+    from PIL import Image
+
+    from skinscreen.evaluate.dataset import evaluate_pairs
+
+    from .test_auto_classical import skin_photo
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    plain = skin_photo(seed=5)
+    Image.fromarray(plain).save(tmp_path / "images" / "plain.png")
+    truth = np.zeros(plain.shape[:2], np.uint8)
+    truth[200:260, 300:380] = 255
+    Image.fromarray(truth).save(tmp_path / "masks" / "plain.png")
+    res = evaluate_pairs(predictor, find_pairs(tmp_path / "images", tmp_path / "masks"), "auto")
+    assert not res.failures
+    (row,) = res.rows
+    assert row["box_source"] == "none" and row["dice"] == 0.0 and row["threshold_jaccard"] == 0.0
+    summary = res.summary("auto", "litemedsam")
+    assert summary["n"] == 1 and summary["n_failed"] == 0 and summary["n_no_lesion_found"] == 1
+    assert summary["threshold_jaccard"] == 0.0
+
+
 def test_evaluate_robustness_cli_writes_report(tmp_path, capsys):
     out = tmp_path / "rob"
     code = run_cli(

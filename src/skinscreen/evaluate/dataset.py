@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skinscreen.errors import SkinscreenError
+from skinscreen.errors import NoLesionFoundError, SkinscreenError
 from skinscreen.evaluate.metrics import ISIC_JACCARD_THRESHOLD, dice, jaccard, threshold_jaccard
 from skinscreen.io.image import load_image, load_mask
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
@@ -117,6 +117,7 @@ class EvalResult:
         return {
             "n": n,
             "n_failed": len(self.failures),
+            "n_no_lesion_found": sum(r["box_source"] == NO_LESION for r in ok),
             "prompt": prompt,
             "model": model,
             "dice": mean("dice"),
@@ -138,6 +139,27 @@ class EvalResult:
         }
 
 
+#: ``box_source`` of a row where automatic mode found no lesion.
+NO_LESION = "none"
+
+
+def _no_lesion_row(image_id: str, enc, latency_ms: float) -> dict:
+    """The row of a photo where automatic mode found no lesion: empty outline, scores 0."""
+    return {
+        "id": image_id,
+        "dice": 0.0,
+        "jaccard": 0.0,
+        "threshold_jaccard": 0.0,
+        "box": "",
+        "box_used": "",
+        "box_source": NO_LESION,
+        "iou_prediction": None,
+        "latency_ms": round(latency_ms, 1),
+        "encoder_ms": round(enc.timings_ms.get("encoder", 0.0), 1),
+        "decoder_ms": 0.0,
+    }
+
+
 def evaluate_pairs(
     predictor,
     pairs: list[Pair],
@@ -149,6 +171,8 @@ def evaluate_pairs(
     progress: Callable | None = None,
 ) -> EvalResult:
     """Segment every pair with ``prompt`` and score it; per-item errors are collected, not raised.
+    With ``prompt="auto"`` a photo where no lesion is found scores 0 (an empty outline where the
+    expert outlined a lesion; row ``box_source`` ``"none"``), it is not left out.
 
     ``margin``: the predictor's ``box_margin`` for the expert box (after jitter); 0.0 measures
     the raw expert box.
@@ -165,9 +189,17 @@ def evaluate_pairs(
                 raise SkinscreenError(
                     f"photo is {image.shape[1]}x{image.shape[0]} but mask is {truth.shape[1]}x{truth.shape[0]}"
                 )
-            predictor.set_image(image)
+            enc = predictor.set_image(image)
             box = prompt_box(prompt, truth, pair.id, seed)
-            seg = predictor.predict(box=box, box_margin=margin)
+            try:
+                seg = predictor.predict(box=box, box_margin=margin)
+            except NoLesionFoundError:
+                # automatic mode found nothing where the expert outlined a lesion: scored as an
+                # empty outline (Jaccard 0), as the ISIC challenge scores a missing mask
+                res.rows.append(_no_lesion_row(pair.id, enc, (time.perf_counter() - t0) * 1e3))
+                if on_mask is not None:
+                    on_mask(pair, np.zeros_like(truth, dtype=bool))
+                continue
             latency = (time.perf_counter() - t0) * 1e3
             j = jaccard(seg.mask, truth)
             res.rows.append(
