@@ -59,10 +59,9 @@ def test_suite_margin_grows_every_prompt_box(predictor):
     assert row["dice"] == pytest.approx(d, abs=1e-4)
 
 
-def test_suite_auto_no_lesion_is_a_warned_row_not_a_dropped_photo(predictor, tmp_path):
-    """--prompt auto on plain skin: automatic mode finds nothing in any version of the photo; each
-    condition still gives a row (empty outline, Dice 0 vs the expert's lesion, warned), so one
-    perturbation without a lesion found cannot drop the photo from every condition."""
+def plain_skin_pair(tmp_path):
+    """One photo of plain skin (automatic mode finds nothing) with an expert mask that outlines a
+    lesion anyway: the pair list of ``tmp_path/images`` and ``tmp_path/masks``."""
     from PIL import Image
 
     from .test_auto_classical import skin_photo
@@ -74,7 +73,14 @@ def test_suite_auto_no_lesion_is_a_warned_row_not_a_dropped_photo(predictor, tmp
     truth = np.zeros(plain.shape[:2], np.uint8)
     truth[200:260, 300:380] = 255
     Image.fromarray(truth).save(tmp_path / "masks" / "plain.png")
-    pairs = find_pairs(tmp_path / "images", tmp_path / "masks")
+    return find_pairs(tmp_path / "images", tmp_path / "masks")
+
+
+def test_suite_auto_no_lesion_is_a_warned_row_not_a_dropped_photo(predictor, tmp_path):
+    """--prompt auto on plain skin: automatic mode finds nothing in any version of the photo; each
+    condition still gives a row (empty outline, Dice 0 vs the expert's lesion, warned), so one
+    perturbation without a lesion found cannot drop the photo from every condition."""
+    pairs = plain_skin_pair(tmp_path)
     conds = P.select("flip-h,gamma-0.6")
     res = R.run_robustness(predictor, pairs, conds, prompt="auto", colour_constancy=False)
     assert not res.failures
@@ -88,20 +94,9 @@ def test_evaluate_auto_scores_no_lesion_found_as_zero(predictor, tmp_path):
     """evaluate --prompt auto: a photo where automatic mode finds nothing (the expert outlined a
     lesion) counts as an empty outline, Jaccard 0, as the ISIC challenge scores a missing mask;
     it is not left out of the means."""
-    from PIL import Image
-
     from skinscreen.evaluate.dataset import evaluate_pairs
 
-    from .test_auto_classical import skin_photo
-
-    (tmp_path / "images").mkdir()
-    (tmp_path / "masks").mkdir()
-    plain = skin_photo(seed=5)
-    Image.fromarray(plain).save(tmp_path / "images" / "plain.png")
-    truth = np.zeros(plain.shape[:2], np.uint8)
-    truth[200:260, 300:380] = 255
-    Image.fromarray(truth).save(tmp_path / "masks" / "plain.png")
-    res = evaluate_pairs(predictor, find_pairs(tmp_path / "images", tmp_path / "masks"), "auto")
+    res = evaluate_pairs(predictor, plain_skin_pair(tmp_path), "auto")
     assert not res.failures
     (row,) = res.rows
     assert row["box_source"] == "none" and row["dice"] == 0.0 and row["threshold_jaccard"] == 0.0
