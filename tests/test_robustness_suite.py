@@ -59,6 +59,26 @@ def test_suite_margin_grows_every_prompt_box(predictor):
     assert row["dice"] == pytest.approx(d, abs=1e-4)
 
 
+def test_suite_over_worker_processes_gives_the_serial_rows(predictor):
+    """--workers: each worker builds the caller's predictor; rows come back in photo order with
+    the serial run's figures (thread counts differ, so up to float noise)."""
+    from skinscreen.evaluate.parallel import PredictorRecipe, run_robustness_workers
+
+    pairs = find_pairs(EXAMPLES / "images", EXAMPLES / "masks")[:2]
+    conds = "flip-h,jitter-10"
+    serial = R.run_robustness(predictor, pairs, P.select(conds), colour_constancy=False)
+    spread = run_robustness_workers(
+        predictor, pairs, conds, workers=2, threads=1, colour_constancy=False
+    )
+    assert not spread.failures and len(spread.rows) == len(serial.rows) == 6
+    for a, b in zip(serial.rows, spread.rows, strict=True):
+        assert (a["id"], a["condition"]) == (b["id"], b["condition"])
+        assert b["dice"] == pytest.approx(a["dice"], abs=2e-3)
+        assert b["quality_warnings"] == a["quality_warnings"]
+    recipe = PredictorRecipe.of(predictor, 1)
+    assert recipe.model == "litemedsam" and recipe.box_check == (predictor.box_checker is not None)
+
+
 def plain_skin_pair(tmp_path):
     """One photo of plain skin (automatic mode finds nothing) with an expert mask that outlines a
     lesion anyway: the pair list of ``tmp_path/images`` and ``tmp_path/masks``."""
@@ -105,7 +125,8 @@ def test_evaluate_auto_scores_no_lesion_found_as_zero(predictor, tmp_path):
     assert summary["threshold_jaccard"] == 0.0
 
 
-def test_evaluate_robustness_cli_writes_report(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_evaluate_robustness_cli_writes_report(tmp_path, capsys, workers):
     out = tmp_path / "rob"
     code = run_cli(
         [
@@ -122,6 +143,8 @@ def test_evaluate_robustness_cli_writes_report(tmp_path, capsys):
             "--out",
             str(out),
             "--json",
+            "--workers",
+            workers,
         ]
     )
     assert code == 0
@@ -134,6 +157,14 @@ def test_evaluate_robustness_cli_writes_report(tmp_path, capsys):
     assert (out / "dice_by_condition.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader((out / "robustness_per_image.csv").open()))
     assert len(rows) == 3
+
+
+def test_evaluate_workers_needs_robustness(capsys):
+    code = run_cli(
+        ["evaluate", "--images", str(EXAMPLES / "images"), "--masks", str(EXAMPLES / "masks")]
+        + ["--workers", "2"]
+    )
+    assert code == 2 and "--workers is for --robustness" in capsys.readouterr().err
 
 
 def test_evaluate_robustness_rejects_unknown_condition(tmp_path, capsys):

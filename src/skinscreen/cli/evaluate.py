@@ -80,6 +80,14 @@ from skinscreen.evaluate.dataset import PROMPTS
     help="With --robustness: comma-separated condition names (default: all; see "
     "skinscreen.evaluate.perturbations).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="With --robustness: spread the photos over this many processes, each with its own "
+    "predictor (--threads each; default: the CPUs / N). Same figures as one process.",
+)
 @model_options
 def command(
     images_dir,
@@ -92,6 +100,7 @@ def command(
     as_json,
     robustness,
     conditions,
+    workers,
     model,
     variant,
     bundle_dir,
@@ -104,6 +113,8 @@ def command(
     from skinscreen.evaluate.dataset import evaluate_pairs, find_pairs
     from skinscreen.io.write import png_bytes, write_files_atomic
 
+    if workers > 1 and not robustness:
+        raise click.UsageError("--workers is for --robustness")
     pairs = find_pairs(images_dir, masks_dir)[:limit]
     predictor = make_predictor(model, variant, bundle_dir, threads)
     if robustness:
@@ -121,6 +132,8 @@ def command(
             as_json=as_json,
             progress=lambda items: progress(items, "robustness"),
             margin=margin,
+            workers=workers,
+            threads=threads,
         )
         report_failures(failures)
         return

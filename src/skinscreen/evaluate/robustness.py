@@ -669,9 +669,13 @@ def run_cli(
     as_json: bool,
     progress: Callable | None = None,
     margin: float = 0.0,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> list[tuple[str, str]]:
-    """``skinscreen evaluate --robustness``: run the suite, write the report to ``out_dir``
-    (atomically), print a JSON summary or the condition table; returns the per-photo failures."""
+    """``skinscreen evaluate --robustness``: run the suite (over ``workers`` processes when more
+    than one, :mod:`skinscreen.evaluate.parallel`; ``threads`` per worker), write the report to
+    ``out_dir`` (atomically), print a JSON summary or the condition table; returns the per-photo
+    failures."""
     import json
 
     import click
@@ -684,17 +688,27 @@ def run_cli(
             "--robustness has its own jitter conditions: use --prompt gt-box (or auto)"
         )
     conds = select(conditions)
-    result = run_robustness(
-        predictor,
-        pairs,
-        conds,
+    options = dict(
         prompt=prompt,
         colour_constancy=colour_constancy,
         seed=seed,
         metadata=read_metadata(images_dir),
-        progress=progress,
         margin=margin,
     )
+    if workers > 1:
+        from skinscreen.evaluate.parallel import run_robustness_workers
+
+        result = run_robustness_workers(
+            predictor,
+            pairs,
+            conditions,
+            workers=workers,
+            threads=threads,
+            progress=progress,
+            **options,
+        )
+    else:
+        result = run_robustness(predictor, pairs, conds, progress=progress, **options)
     model = predictor.spec.name
     if out_dir is not None and result.rows:
         files = build_report(
