@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skinscreen.evaluate.dataset import find_pairs
 from skinscreen.evaluate.metrics import dice
 from skinscreen.evaluate.perturbations import BY_NAME
 from skinscreen.io.image import load_image, load_mask
@@ -52,10 +53,9 @@ def main() -> None:
     step = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     pred = LesionPredictor("litemedsam", engine="onnxruntime")
     rows = []
-    for p in sorted(images.iterdir())[::step]:
-        photo = load_image(p)
-        truth = load_mask(next(masks.glob(p.stem + "*.png")))
-        row = {"id": p.stem}
+    for pair in find_pairs(images, masks)[::step]:
+        photo, truth = load_image(pair.image), load_mask(pair.mask)
+        row = {"id": pair.id}
         for name in CONDITIONS:
             image, mask = BY_NAME[name].apply(photo, truth)
             box = box_from_mask(mask)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from skinscreen.errors import NoLesionFoundError
+from skinscreen.evaluate.dataset import find_pairs
 from skinscreen.evaluate.metrics import dice, jaccard, threshold_jaccard
 from skinscreen.evaluate.robustness import skin_tone
 from skinscreen.io.image import load_image, load_mask
@@ -37,10 +38,9 @@ def main() -> None:
     step = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     pred = LesionPredictor("litemedsam", engine="onnxruntime")
     rows = []
-    for p in sorted(images.iterdir())[::step]:
-        truth = load_mask(next(masks.glob(p.stem + "*.png")))
-        photo = load_image(p)
-        row = {"id": p.stem}
+    for pair in find_pairs(images, masks)[::step]:
+        photo, truth = load_image(pair.image), load_mask(pair.mask)
+        row = {"id": pair.id}
         for name, img in (("taken", photo), ("darker", darker(photo))):
             row[f"{name}_tone"] = skin_tone(img, truth)[1]
             pred.set_image(img)

@@ -139,6 +139,20 @@ class EvalResult:
         }
 
 
+def predicted_mask(
+    predictor, box: np.ndarray | None, margin: float | None, shape: tuple[int, int]
+) -> tuple[np.ndarray, object | None]:
+    """``(mask, segmentation)`` to score against an expert mask: ``predictor.predict(box,
+    box_margin=margin)``, or an empty ``shape`` bool mask and None where automatic mode found
+    no lesion (the user gets no outline, only the "draw a box" message; the expert outlined a
+    lesion, so it scores 0 rather than leaving the photo out)."""
+    try:
+        seg = predictor.predict(box=box, box_margin=margin)
+    except NoLesionFoundError:
+        return np.zeros(shape, dtype=bool), None
+    return seg.mask, seg
+
+
 #: ``box_source`` of a row where automatic mode found no lesion.
 NO_LESION = "none"
 
@@ -191,14 +205,11 @@ def evaluate_pairs(
                 )
             enc = predictor.set_image(image)
             box = prompt_box(prompt, truth, pair.id, seed)
-            try:
-                seg = predictor.predict(box=box, box_margin=margin)
-            except NoLesionFoundError:
-                # automatic mode found nothing where the expert outlined a lesion: scored as an
-                # empty outline (Jaccard 0), as the ISIC challenge scores a missing mask
+            pred, seg = predicted_mask(predictor, box, margin, truth.shape)
+            if seg is None:  # scored as an empty outline, as ISIC scores a missing mask
                 res.rows.append(_no_lesion_row(pair.id, enc, (time.perf_counter() - t0) * 1e3))
                 if on_mask is not None:
-                    on_mask(pair, np.zeros_like(truth, dtype=bool))
+                    on_mask(pair, pred)
                 continue
             latency = (time.perf_counter() - t0) * 1e3
             j = jaccard(seg.mask, truth)

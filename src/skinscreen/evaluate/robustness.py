@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinscreen.errors import NoLesionFoundError, SkinscreenError
-from skinscreen.evaluate.dataset import Pair, jitter_box, seed_for
+from skinscreen.errors import SkinscreenError
+from skinscreen.evaluate.dataset import Pair, jitter_box, predicted_mask, seed_for
 from skinscreen.evaluate.metrics import ISIC_JACCARD_THRESHOLD, dice, jaccard, threshold_jaccard
 from skinscreen.evaluate.perturbations import Perturbation
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
@@ -291,22 +291,14 @@ def _run_pair(
             else:
                 predictor.set_encoding(encoded_original[cc])
             box = None if prompt == "auto" else _prompt_box(cond, mask, image_id, seed, margin)
-            try:
-                seg = predictor.predict(box=box, box_margin=0.0)  # _prompt_box applies the margin
-                pred, iou_prediction = seg.mask, round(seg.iou_prediction, 4)
-                warnings = None
-            except NoLesionFoundError:
-                # automatic mode says "no lesion found, draw a box" for this version of the
-                # photo: an empty outline (Dice 0 vs the expert's lesion) that the user was told
-                # about, not a reason to drop the photo from every condition
-                pred, iou_prediction = np.zeros_like(mask, dtype=bool), None
-                warnings = [NO_LESION_WARNING]
+            # _prompt_box applies the margin; no lesion found in this version of the photo: an
+            # empty outline the user was told about, not a reason to drop the photo
+            pred, seg = predicted_mask(predictor, box, 0.0, mask.shape)
             latency = (time.perf_counter() - t0) * 1e3
             d, j = dice(pred, mask), jaccard(pred, mask)
             if cond.name == "original":
                 reference[cc] = d
-            if warnings is None:
-                warnings = _quality_warnings(image, pred)
+            warnings = [NO_LESION_WARNING] if seg is None else _quality_warnings(image, pred)
             rows.append(
                 {
                     **base,
@@ -319,7 +311,7 @@ def _run_pair(
                     "dice_change": round(d - reference.get(cc, d), 5),
                     "quality_warnings": "" if warnings is None else ";".join(warnings),
                     "warned": None if warnings is None else bool(warnings),
-                    "iou_prediction": iou_prediction,
+                    "iou_prediction": None if seg is None else round(seg.iou_prediction, 4),
                     "latency_ms": round(latency, 1),
                 }
             )
