@@ -76,3 +76,26 @@ def test_synthetic_lesion_found_and_segmented(predictor):
     predictor.set_image(img)
     seg = predictor.predict()
     assert dice(seg.mask, truth) > 0.85
+
+
+def test_automatic_outline_reports_say_check_it_drawn_box_reports_do_not(predictor, sample_pairs):
+    """An assessment of an automatic outline carries the "check the outline" advisory, stronger
+    on brown or dark skin; one from a drawn box does not."""
+    from skinscreen.preprocess.transforms import box_from_mask
+    from skinscreen.report.build import assess_image, automatic_outline_warning
+
+    img_path, mask_path = sample_pairs[0]
+    photo = load_image(img_path)
+    predictor.set_image(photo)
+    auto = predictor.predict()
+    drawn = predictor.predict(box=box_from_mask(load_mask(mask_path)))
+    a_auto = assess_image(photo, auto.mask, segmentation=auto)
+    a_drawn = assess_image(photo, drawn.mask, segmentation=drawn)
+    advisory = automatic_outline_warning(a_auto.props.skin_tone)
+    assert advisory in a_auto.report.warnings
+    assert not any("outlined automatically" in w for w in a_drawn.report.warnings)
+    plain = automatic_outline_warning("very light")
+    assert "--box" in plain and "brown" not in plain
+    for tone in ("brown", "dark"):
+        assert automatic_outline_warning(tone).startswith(plain)
+        assert f"measures {tone}" in automatic_outline_warning(tone)

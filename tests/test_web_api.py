@@ -199,6 +199,7 @@ def test_segment_matches_the_library_and_the_expert(client, predictor, sample_pa
         assert j["area_px"] == int(mask.sum())
         assert j["area_fraction"] == pytest.approx(mask.mean(), abs=1e-5)
         assert j["box"] == pytest.approx(box, abs=0.01) and j["box_source"] == "user"
+        assert j["advisory"] is None
         assert j["box_used"] == pytest.approx(ref.box_used.tolist(), abs=0.01)
         assert j["box_margin"] == predictor.box_margin
         poly = np.asarray(j["polygon"])
@@ -239,6 +240,8 @@ def test_auto_box(client, photo_bytes):
     assert r.status_code == 200, r.text
     j = r.json()
     assert j["box_source"] in ("auto", "full-image") and j["area_px"] > 0
+    if j["box_source"] == "auto":  # the page shows it: check the outline, or draw a box
+        assert "outlined automatically" in j["advisory"]
     # the box field may also be omitted: automatic by default
     r2 = post(client, photo_bytes, None)
     assert r2.status_code == 200 and r2.json()["box_source"] == j["box_source"]

@@ -249,6 +249,15 @@ def test_server_mode_box_to_overlay(server, browser, predictor, sample_pairs, tm
     res = wait_result(page, "server", seq)
     assert res["cache_hit"] is True and res["timings_ms"]["encoder"] == 0
     print("e2e server re-prompt round trip ms:", round(res["roundtrip_ms"]))
+    page.wait_for_selector("#assessment-card[data-state=done]")
+    assert "outlined automatically" not in page.inner_text("#assessment-card")
+
+    # "Find lesion": the automatic outline comes with its advisory (check it, or draw a box)
+    seq = current_seq(page)
+    page.click("#auto-btn")
+    wait_result(page, "server", seq)
+    page.wait_for_selector("#assessment-card[data-state=done]")
+    assert "outlined automatically" in page.inner_text("#quality-warnings")
     assert not errors, errors
     ctx.close()
 

@@ -77,6 +77,11 @@ class SegmentResponse(BaseModel):
     quality: dict | None = Field(None, description="photo quality around the lesion, with warnings")
     assessment_note: str
     auto: dict | None = Field(None, description="automatic box details (box 'auto')")
+    advisory: str | None = Field(
+        None,
+        description="automatic outlines only: check the outline, or draw a box (stronger on "
+        "brown or dark skin, where automatic mode failed most often)",
+    )
     box_check: dict | None = Field(
         None,
         description="box check on a drawn box: agreement (Dice of the two decoders' masks), "

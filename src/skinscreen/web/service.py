@@ -166,6 +166,11 @@ class SegmentService:
         timings["assess"] = (t5 - t4) * 1e3
         timings["total"] = (t5 - t0) * 1e3
 
+        advisory = None
+        if seg.box_source == "auto":  # automatic outlines fail more often: say so, with the tone
+            from skinscreen.report.build import automatic_outline_warning
+
+            advisory = automatic_outline_warning((feats or {}).get("skin_tone"))
         h, w = seg.mask.shape
         out = seg.to_json_dict()
         out.update(
@@ -179,6 +184,7 @@ class SegmentService:
                 "features": feats,
                 "quality": quality,
                 "assessment_note": note,
+                "advisory": advisory,
                 "cache_hit": hit,
                 "timings_ms": {k: round(v, 2) for k, v in timings.items()},
                 "disclaimer": DISCLAIMER,

@@ -540,7 +540,7 @@ function fillTable(table, rows) {
 function renderAssessment(r) {
   const warnings = $("quality-warnings");
   warnings.replaceChildren();
-  for (const w of r.quality?.warnings || []) {
+  for (const w of [r.advisory, ...(r.quality?.warnings || [])].filter(Boolean)) {
     const li = document.createElement("li");
     li.textContent = w;
     warnings.append(li);
