@@ -23,8 +23,13 @@ from skinscreen.preprocess.transforms import (
     InputTransform,
     crop_and_resize_logits,
     expand_box,
+    flip_box,
+    flip_image,
     preprocess,
 )
+
+#: the mirror images test-time flips add to the photo: ``(horizontal, vertical)``
+TTA_FLIPS: tuple[tuple[bool, bool], ...] = ((True, False), (False, True), (True, True))
 
 
 @dataclass
@@ -40,6 +45,10 @@ class ImageEncoding:
         prelude: the image-side decoder tensors of ``embedding`` (the bundle's re-prompt
             prelude, run once per photo; about 27 MB for LiteMedSAM) so each box only runs the
             cheap prompt decoder; None for bundles without the re-prompt pair (plain decoder).
+        flip: ``(horizontal, vertical)``: how ``image`` is mirrored from the photo (test-time
+            flip views; ``(False, False)`` for the photo itself).
+        views: the encodings of the photo's mirror images (:data:`TTA_FLIPS`) when the
+            predictor averages over them (``LesionPredictor(tta=True)``); empty otherwise.
     """
 
     image: np.ndarray
@@ -48,6 +57,8 @@ class ImageEncoding:
     key: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     prelude: dict[str, np.ndarray] | None = None
+    flip: tuple[bool, bool] = (False, False)
+    views: tuple[ImageEncoding, ...] = ()
 
 
 @dataclass
@@ -76,6 +87,7 @@ class Segmentation:
     box_used: np.ndarray | None = None  # (4,) XYXY; None: same as box
     box_margin: float = 0.0
     box_check: dict | None = None  # BoxCheckResult.to_json_dict(); None: no check ran
+    tta_views: int = 1  # outlines averaged: 1, or 4 with test-time flips
 
     def to_json_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays)."""
@@ -100,6 +112,8 @@ class Segmentation:
             d["auto"] = self.auto
         if self.box_check is not None:
             d["box_check"] = self.box_check
+        if self.tta_views > 1:
+            d["tta_views"] = self.tta_views
         return d
 
 
@@ -171,6 +185,12 @@ class LesionPredictor:
             when the model has one, its bundle is built (``make bundle`` builds it) and
             ``reprompt`` is off; True: required (built if missing); False: off.
             ``box_checker`` is the loaded check or None.
+        tta: test-time flips: ``set_image`` also encodes the photo's three mirror images
+            (:data:`TTA_FLIPS`) and ``predict`` averages the four outlines' probabilities
+            (each view prompted with the box mirrored, its box check included). Four encoder
+            runs per photo; mirroring the photo then no longer changes the outline. Measured on
+            the 98 dev photos (docs/robustness.md): Dice 0.912 -> 0.918 with the expert's box.
+            Off by default (a phone needs the single run).
     """
 
     def __init__(
@@ -184,6 +204,7 @@ class LesionPredictor:
         engine: str | None = None,
         reprompt: bool = False,
         box_check: bool | None = None,
+        tta: bool = False,
     ):
         if bundle is None:
             bundle, choice = open_for_engine(model, root=bundle_dir, variant=variant, engine=engine)
@@ -196,11 +217,13 @@ class LesionPredictor:
         if box_check is None and reprompt:
             box_check = False  # interactive: off unless asked (it doubles the per-box cost)
         self.box_checker = open_box_checker(self.bundle, choice.engine, threads, box_check)
+        self.tta = bool(tta)
         self._enc: ImageEncoding | None = None
 
     # -- image ---------------------------------------------------------------------------------
     def encode(self, src: ImageSource) -> ImageEncoding:
-        """Load, preprocess and encode a photo without changing the predictor's state."""
+        """Load, preprocess and encode a photo without changing the predictor's state (and its
+        mirror images, as ``views``, when the predictor uses test-time flips)."""
         t0 = time.perf_counter()
         image = (
             src
@@ -210,7 +233,21 @@ class LesionPredictor:
             and src.shape[2] == 3
             else load_image(src)
         )
+        enc = self._encode_array(image, t0)
+        if self.tta:
+            t1 = time.perf_counter()
+            enc.views = tuple(
+                self._encode_array(flip_image(image, h, v), flip=(h, v)) for h, v in TTA_FLIPS
+            )
+            enc.timings_ms["tta_encoder"] = (time.perf_counter() - t1) * 1e3
+        return enc
+
+    def _encode_array(
+        self, image: np.ndarray, t0: float | None = None, flip: tuple[bool, bool] = (False, False)
+    ) -> ImageEncoding:
+        """Preprocess and encode an ``(H, W, 3)`` uint8 RGB array (``t0``: when loading began)."""
         t1 = time.perf_counter()
+        t0 = t1 if t0 is None else t0
         x, transform = preprocess(self.spec, image)
         t2 = time.perf_counter()
         emb = self.engine.encode(x)
@@ -232,6 +269,7 @@ class LesionPredictor:
             key=key,
             timings_ms=timings,
             prelude=prelude,
+            flip=flip,
         )
 
     def _prelude(self, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
@@ -276,7 +314,9 @@ class LesionPredictor:
         rewrite of the decoder with a third of its arithmetic, about 2x faster), else the plain
         decoder (bundles without the re-prompt pair, encodings built by hand without a
         prelude)."""
-        enc = self.encoding
+        return self._decode(self.encoding, box_model)
+
+    def _decode(self, enc: ImageEncoding, box_model: np.ndarray) -> tuple[np.ndarray, float]:
         if enc.prelude is None:
             return self.engine.decode(enc.embedding, box_model)
         return self.engine.decode(enc.embedding, box_model, enc.prelude)
@@ -331,7 +371,11 @@ class LesionPredictor:
                 enc.embedding, box_model, logits, iou, enc.transform, self.spec.mask_threshold
             )
         t2 = time.perf_counter()
-        seg = self.postprocess(logits, clean=clean)
+        if enc.views:
+            checked = check is not None
+            mask, prob, poly, iou = self._average_views(logits, iou, box_used, checked, clean)
+        else:
+            mask, prob, poly = self.postprocess(logits, clean=clean)
         t3 = time.perf_counter()
         timings = dict(enc.timings_ms)
         if box is None:
@@ -339,8 +383,7 @@ class LesionPredictor:
         timings["decoder"] = (t_check - t1) * 1e3
         if check is not None:
             timings["box_check"] = (t2 - t_check) * 1e3
-        timings["postprocess"] = (t3 - t2) * 1e3
-        mask, prob, poly = seg
+        timings["tta_decoder" if enc.views else "postprocess"] = (t3 - t2) * 1e3
         return Segmentation(
             mask=mask,
             probability=prob,
@@ -358,6 +401,7 @@ class LesionPredictor:
             box_used=box_used,
             box_margin=margin,
             box_check=None if check is None else check.to_json_dict(),
+            tta_views=1 + len(enc.views),
         )
 
     def postprocess(self, low_res_logits: np.ndarray, *, clean: bool = True):
@@ -369,6 +413,44 @@ class LesionPredictor:
         if clean:
             mask = clean_mask(mask)
         return mask, sigmoid(full), outer_contour(mask)
+
+    def _average_views(
+        self,
+        logits: np.ndarray,
+        iou: float,
+        box_used: np.ndarray,
+        checked: bool,
+        clean: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Test-time flips: the photo's low-res ``logits`` and each mirror view's (prompted with
+        ``box_used``, XYXY photo pixels, mirrored; box check when ``checked``) -> photo-size
+        probabilities mirrored back and averaged -> (mask, probability, polygon, mean IoU)."""
+        enc = self.encoding
+        size_hw = enc.image.shape[:2]
+        low = self.spec.low_res_size
+        prob = sigmoid(crop_and_resize_logits(logits, enc.transform, low))
+        ious = [iou]
+        for view in enc.views:
+            h, v = view.flip
+            box_model = view.transform.apply_boxes(flip_box(box_used, size_hw, h, v))
+            view_logits, view_iou = self._decode(view, box_model)
+            if checked:
+                view_logits, view_iou, _ = self.box_checker.check(
+                    view.embedding,
+                    box_model,
+                    view_logits,
+                    view_iou,
+                    view.transform,
+                    self.spec.mask_threshold,
+                )
+            view_prob = sigmoid(crop_and_resize_logits(view_logits, view.transform, low))
+            prob += flip_image(view_prob, h, v)
+            ious.append(view_iou)
+        prob /= 1 + len(enc.views)
+        mask = prob > float(sigmoid(np.array([self.spec.mask_threshold], np.float32))[0])
+        if clean:
+            mask = clean_mask(mask)
+        return mask, prob.astype(np.float32), outer_contour(mask), float(np.mean(ious))
 
     def _auto_box(self) -> tuple[np.ndarray, dict]:
         """Automatic box for the current image (see :mod:`skinscreen.auto`)."""

@@ -17,6 +17,7 @@ from skinscreen.cli.common import (
     model_options,
     progress,
     report_failures,
+    tta_option,
 )
 
 
@@ -109,6 +110,7 @@ def _summary(report) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report(s) on stdout.")
 @model_options
+@tta_option
 def command(
     images,
     box,

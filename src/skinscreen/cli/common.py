@@ -49,6 +49,7 @@ def box_margin_option(f: Callable) -> Callable:
 ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")  # skinscreen.engine.select.ENGINES
 _ENGINE_META = "skinscreen.engine"
 _BOX_CHECK_META = "skinscreen.box_check"
+_TTA_META = "skinscreen.tta"
 
 
 def _meta_option(decl: str, meta_key: str, **kwargs) -> Callable[[Callable], Callable]:
@@ -89,6 +90,18 @@ def box_check_option(f: Callable) -> Callable:
         help="Run the model's box-robust second decoder on drawn boxes and use its outline when "
         "the two disagree (a loose or shifted box; reported as box_check in JSON). Default: on "
         "for litemedsam when the litemedsam-boxaug bundle is built (make bundle builds it).",
+    )(f)
+
+
+def tta_option(f: Callable) -> Callable:
+    """``--tta`` (test-time flips; kept in ``ctx.meta``; :func:`make_predictor` reads it)."""
+    return _meta_option(
+        "--tta",
+        _TTA_META,
+        is_flag=True,
+        help="Test-time flips: average the outline over the photo and its three mirror images "
+        "(4 encoder runs per photo, about 4x slower). Mirroring the photo then no longer changes "
+        "the outline; Dice with the expert's box on the dev photos 0.912 -> 0.918.",
     )(f)
 
 
@@ -145,6 +158,7 @@ def make_predictor(
         threads=threads,
         engine=engine or selected_engine(),
         box_check=box_check_default if box_check is None else box_check,
+        tta=bool(_selected(_TTA_META)),
     )
 
 

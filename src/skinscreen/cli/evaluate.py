@@ -9,7 +9,13 @@ from pathlib import Path
 
 import click
 
-from skinscreen.cli.common import make_predictor, model_options, progress, report_failures
+from skinscreen.cli.common import (
+    make_predictor,
+    model_options,
+    progress,
+    report_failures,
+    tta_option,
+)
 from skinscreen.evaluate.dataset import PROMPTS
 
 
@@ -89,6 +95,7 @@ from skinscreen.evaluate.dataset import PROMPTS
     "predictor (--threads each; default: the CPUs / N). Same figures as one process.",
 )
 @model_options
+@tta_option
 def command(
     images_dir,
     masks_dir,

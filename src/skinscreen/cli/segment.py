@@ -15,6 +15,7 @@ from skinscreen.cli.common import (
     model_options,
     progress,
     report_failures,
+    tta_option,
 )
 
 
@@ -52,6 +53,7 @@ from skinscreen.cli.common import (
     "--json", "as_json", is_flag=True, help="Print a JSON list of per-image results on stdout."
 )
 @model_options
+@tta_option
 def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bundle_dir, threads):
     """Segment the lesion in each IMAGE (files or folders) with a box prompt or automatically.
 

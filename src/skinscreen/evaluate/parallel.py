@@ -32,6 +32,7 @@ class PredictorRecipe:
     engine: str
     box_check: bool
     threads: int
+    tta: bool = False
 
     @classmethod
     def of(cls, predictor, threads: int) -> PredictorRecipe:
@@ -43,6 +44,7 @@ class PredictorRecipe:
             engine=predictor.engine_choice.engine,
             box_check=predictor.box_checker is not None,
             threads=threads,
+            tta=predictor.tta,
         )
 
     def build(self):
@@ -55,6 +57,7 @@ class PredictorRecipe:
             threads=self.threads,
             engine=self.engine,
             box_check=self.box_check,
+            tta=self.tta,
         )
 
 

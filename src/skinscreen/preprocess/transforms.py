@@ -148,3 +148,27 @@ def expand_box(box: np.ndarray, margin: float, size_hw: tuple[int, int]) -> np.n
     return np.array(
         [max(0.0, x0 - dw), max(0.0, y0 - dh), min(float(w), x1 + dw), min(float(h), y1 + dh)]
     )
+
+
+def flip_image(image: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
+    """Mirror an ``(H, W, ...)`` array left-right (``horizontal``) and/or top-bottom
+    (``vertical``); a contiguous copy. Its own inverse."""
+    if horizontal:
+        image = image[:, ::-1]
+    if vertical:
+        image = image[::-1]
+    return np.ascontiguousarray(image)
+
+
+def flip_box(
+    box: np.ndarray, size_hw: tuple[int, int], horizontal: bool, vertical: bool
+) -> np.ndarray:
+    """The XYXY box ``(4,)`` of a ``(H, W)`` photo, in pixel-edge coordinates, moved with the
+    photo by :func:`flip_image` (x -> W - x, y -> H - y, sides swapped). Its own inverse."""
+    x0, y0, x1, y1 = np.asarray(box, dtype=np.float64)
+    h, w = size_hw
+    if horizontal:
+        x0, x1 = w - x1, w - x0
+    if vertical:
+        y0, y1 = h - y1, h - y0
+    return np.array([x0, y0, x1, y1], dtype=np.float64)
