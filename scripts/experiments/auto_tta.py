@@ -31,27 +31,9 @@ from skinscreen.evaluate.metrics import dice, jaccard, threshold_jaccard
 from skinscreen.io.image import load_image, load_mask
 from skinscreen.postprocess.mask import clean_mask
 from skinscreen.predictor import LesionPredictor
-from skinscreen.preprocess.transforms import expand_box
+from skinscreen.preprocess.transforms import expand_box, flip_box, flip_image
 
 FLIPS = ((False, False), (True, False), (False, True), (True, True))  # (horizontal, vertical)
-
-
-def flipped(a: np.ndarray, h: bool, v: bool) -> np.ndarray:
-    if h:
-        a = a[:, ::-1]
-    if v:
-        a = a[::-1]
-    return np.ascontiguousarray(a)
-
-
-def flip_box(box: np.ndarray, shape: tuple[int, int], h: bool, v: bool) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    height, width = shape
-    if h:
-        x0, x1 = width - x1, width - x0
-    if v:
-        y0, y1 = height - y1, height - y0
-    return np.array([x0, y0, x1, y1], dtype=np.float64)
 
 
 def photo_map(loc, enc) -> np.ndarray:
@@ -100,7 +82,7 @@ def main() -> None:
         photo, truth = load_image(pair.image), load_mask(pair.mask)
         shape = truth.shape
         row = {"id": pair.id}
-        encs = [pred.encode(flipped(photo, h, v)) for h, v in FLIPS]
+        encs = [pred.encode(flip_image(photo, h, v)) for h, v in FLIPS]
         pred.set_encoding(encs[0])
         try:
             seg = pred.predict()
@@ -117,7 +99,10 @@ def main() -> None:
         box = seg.box
         if row["method"] == "learned":
             mean_map = np.mean(
-                [flipped(photo_map(loc, e), h, v) for e, (h, v) in zip(encs, FLIPS, strict=True)],
+                [
+                    flip_image(photo_map(loc, e), h, v)
+                    for e, (h, v) in zip(encs, FLIPS, strict=True)
+                ],
                 axis=0,
             )
             tta_box = top_box(mean_map, encs[0].transform, margin, shape)
@@ -132,7 +117,7 @@ def main() -> None:
         for e, (h, v) in zip(encs, FLIPS, strict=True):
             pred.set_encoding(e)
             s = pred.predict(box=flip_box(box, shape, h, v), box_margin=0.0, box_check=False)
-            probs.append(flipped(s.probability, h, v))
+            probs.append(flip_image(s.probability, h, v))
         row.update(scores(clean_mask(np.mean(probs, axis=0) > 0.5), truth, "map+mask"))
         rows.append(row)
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)

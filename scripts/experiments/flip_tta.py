@@ -24,28 +24,10 @@ from skinscreen.evaluate.perturbations import BY_NAME
 from skinscreen.io.image import load_image, load_mask
 from skinscreen.postprocess.mask import clean_mask
 from skinscreen.predictor import LesionPredictor
-from skinscreen.preprocess.transforms import box_from_mask
+from skinscreen.preprocess.transforms import box_from_mask, flip_box, flip_image
 
 CONDITIONS = ("original", "rotate-90", "flip-h", "flip-v")
 FLIPS = ((False, False), (True, False), (False, True), (True, True))  # (horizontal, vertical)
-
-
-def flipped(a: np.ndarray, h: bool, v: bool) -> np.ndarray:
-    if h:
-        a = a[:, ::-1]
-    if v:
-        a = a[::-1]
-    return np.ascontiguousarray(a)
-
-
-def flip_box(box: np.ndarray, shape: tuple[int, int], h: bool, v: bool) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    height, width = shape
-    if h:
-        x0, x1 = width - x1, width - x0
-    if v:
-        y0, y1 = height - y1, height - y0
-    return np.array([x0, y0, x1, y1], dtype=np.float64)
 
 
 def main() -> None:
@@ -61,9 +43,9 @@ def main() -> None:
             box = box_from_mask(mask)
             probs = []
             for h, v in FLIPS:
-                pred.set_image(flipped(image, h, v))
+                pred.set_image(flip_image(image, h, v))
                 seg = pred.predict(box=flip_box(box, mask.shape, h, v))
-                probs.append(flipped(seg.probability, h, v))
+                probs.append(flip_image(seg.probability, h, v))
                 if not (h or v):
                     row[f"{name}_single"] = dice(seg.mask, mask)
             row[f"{name}_tta"] = dice(clean_mask(np.mean(probs, axis=0) > 0.5), mask)
