@@ -19,16 +19,14 @@ Usage: python scripts/experiments/auto_tta.py IMAGES MASKS OUT.json [STEP]
 
 import json
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
+from photos import argv_photos
 
 from skinscreen.auto.learned import MIN_MASS_PX, PROB_THRESHOLD, load_localiser
 from skinscreen.errors import NoLesionFoundError
-from skinscreen.evaluate.dataset import find_pairs
 from skinscreen.evaluate.metrics import dice, jaccard, threshold_jaccard
-from skinscreen.io.image import load_image, load_mask
 from skinscreen.postprocess.mask import clean_mask
 from skinscreen.predictor import LesionPredictor
 from skinscreen.preprocess.transforms import expand_box, flip_box, flip_image
@@ -72,14 +70,12 @@ def scores(pred: np.ndarray, truth: np.ndarray, prefix: str) -> dict:
 
 
 def main() -> None:
-    images, masks, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    step = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    out, photos = argv_photos(sys.argv)
     pred = LesionPredictor("litemedsam", engine="onnxruntime")
     loc = load_localiser("litemedsam")
     margin = float(loc.info.get("box_margin", 0.05))
     rows = []
-    for pair in find_pairs(images, masks)[::step]:
-        photo, truth = load_image(pair.image), load_mask(pair.mask)
+    for pair, photo, truth in photos:
         shape = truth.shape
         row = {"id": pair.id}
         encs = [pred.encode(flip_image(photo, h, v)) for h, v in FLIPS]

@@ -18,15 +18,13 @@ Usage: python scripts/experiments/edge_grow.py IMAGES MASKS OUT.json [STEP]
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
+from photos import argv_photos
 
-from skinscreen.evaluate.dataset import find_pairs
 from skinscreen.evaluate.metrics import dice
 from skinscreen.evaluate.perturbations import BY_NAME
 from skinscreen.evaluate.robustness import _prompt_box
-from skinscreen.io.image import load_image, load_mask
 from skinscreen.predictor import LesionPredictor
 
 CONDITIONS = ("original", "jitter-5", "jitter-10", "jitter-20", "loose-10", "loose-25")
@@ -71,12 +69,10 @@ def at_edge(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def main() -> None:
-    images, masks, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    step = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    out, photos = argv_photos(sys.argv)
     pred = LesionPredictor("litemedsam", engine="onnxruntime")
     rows = []
-    for pair in find_pairs(images, masks)[::step]:
-        photo, truth = load_image(pair.image), load_mask(pair.mask)
+    for pair, photo, truth in photos:
         pred.set_image(photo)
         cache: dict[tuple, np.ndarray] = {}
 

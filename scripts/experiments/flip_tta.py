@@ -14,14 +14,12 @@ Usage: python scripts/experiments/flip_tta.py IMAGES MASKS OUT.json [STEP]
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
+from photos import argv_photos
 
-from skinscreen.evaluate.dataset import find_pairs
 from skinscreen.evaluate.metrics import dice
 from skinscreen.evaluate.perturbations import BY_NAME
-from skinscreen.io.image import load_image, load_mask
 from skinscreen.postprocess.mask import clean_mask
 from skinscreen.predictor import LesionPredictor
 from skinscreen.preprocess.transforms import box_from_mask, flip_box, flip_image
@@ -31,12 +29,10 @@ FLIPS = ((False, False), (True, False), (False, True), (True, True))  # (horizon
 
 
 def main() -> None:
-    images, masks, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    step = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    out, photos = argv_photos(sys.argv)
     pred = LesionPredictor("litemedsam", engine="onnxruntime")
     rows = []
-    for pair in find_pairs(images, masks)[::step]:
-        photo, truth = load_image(pair.image), load_mask(pair.mask)
+    for pair, photo, truth in photos:
         row = {"id": pair.id}
         for name in CONDITIONS:
             image, mask = BY_NAME[name].apply(photo, truth)

@@ -18,7 +18,9 @@ from skinscreen.predictor import ImageEncoding
 from skinscreen.preprocess.transforms import compute_transform
 
 SHARED = Path("../shared/data")
-CACHE = Path(os.environ.get("CACHE", Path.home() / ".cache/skinscreen/distill-cache/litemedsam-seed0"))
+CACHE = Path(
+    os.environ.get("CACHE", Path.home() / ".cache/skinscreen/distill-cache/litemedsam-seed0")
+)
 
 
 def photos(which: str, pred, step: int = 1):
@@ -30,7 +32,9 @@ def photos(which: str, pred, step: int = 1):
 
         masks = SHARED / "lesions-train/masks"
         ds = load_data(CACHE, masks, views=(0,))
-        heads = torch.load(os.environ.get("HEADS", "heads-w128-e120.pt"), map_location="cpu", weights_only=True)
+        heads = torch.load(
+            os.environ.get("HEADS", "heads-w128-e120.pt"), map_location="cpu", weights_only=True
+        )
         maps = maps_from_fold_heads(ds, heads["folds"], heads["config"]["width"], 0)
         with open(SHARED / "lesions-train/metadata.csv") as f:
             meta = {r["id"]: r["modality"] for r in csv.DictReader(f)}
@@ -87,3 +91,15 @@ def main(run_photo, pred) -> None:
     with open(out, "w") as f:
         json.dump(rows, f)
     print("done", len(rows))
+
+
+def argv_photos(argv: list[str]):
+    """The shared command line of the sixth/seventh-session scripts, ``IMAGES MASKS OUT.json
+    [STEP]``: returns ``(out path, iterator of (pair, (H, W, 3) photo, (H, W) bool expert mask))``
+    over every STEP-th pair."""
+    from skinscreen.evaluate.dataset import find_pairs
+
+    images, masks, out = Path(argv[1]), Path(argv[2]), Path(argv[3])
+    step = int(argv[4]) if len(argv) > 4 else 1
+    pairs = find_pairs(images, masks)[::step]
+    return out, ((p, load_image(p.image), load_mask(p.mask)) for p in pairs)

@@ -11,16 +11,14 @@ Usage: python scripts/experiments/tone_shift.py IMAGES MASKS OUT.json [STEP]
 
 import json
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
+from photos import argv_photos
 
 from skinscreen.errors import NoLesionFoundError
-from skinscreen.evaluate.dataset import find_pairs
 from skinscreen.evaluate.metrics import dice, jaccard, threshold_jaccard
 from skinscreen.evaluate.robustness import skin_tone
-from skinscreen.io.image import load_image, load_mask
 from skinscreen.predictor import LesionPredictor
 from skinscreen.preprocess.transforms import box_from_mask
 
@@ -34,12 +32,10 @@ def darker(image: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    images, masks, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    step = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    out, photos = argv_photos(sys.argv)
     pred = LesionPredictor("litemedsam", engine="onnxruntime")
     rows = []
-    for pair in find_pairs(images, masks)[::step]:
-        photo, truth = load_image(pair.image), load_mask(pair.mask)
+    for pair, photo, truth in photos:
         row = {"id": pair.id}
         for name, img in (("taken", photo), ("darker", darker(photo))):
             row[f"{name}_tone"] = skin_tone(img, truth)[1]
