@@ -75,6 +75,9 @@ def test_the_outline_is_the_mean_of_the_four_single_runs(predictor, tta_predicto
     assert dice(seg.mask, reference) > 0.999
     assert np.abs(seg.probability - np.mean(probs, axis=0)).max() < 1e-4
     assert PredictorRecipe.of(tta_predictor, 1).tta is True
+    from skinscreen.report.build import assess_image
+
+    assert assess_image(photo, seg.mask, segmentation=seg).report.segmentation.tta_views == 4
     assert PredictorRecipe.of(predictor, 1).tta is False
 
 

@@ -106,6 +106,12 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
                     )
                     + f", encoder {t['encoder']:.0f} ms, "
                     f"decoder {t['decoder']:.0f} ms"
+                    + (
+                        f", test-time flips: {seg.tta_views} views averaged (+"
+                        f"{t['tta_encoder'] + t['tta_decoder']:.0f} ms)"
+                        if seg.tta_views > 1
+                        else ""
+                    )
                 )
         except SkinscreenError as e:
             failures.append((str(path), str(e)))

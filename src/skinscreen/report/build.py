@@ -133,6 +133,7 @@ def assess_image(
                 )
             ],
             iou_prediction=_r(segmentation.iou_prediction, 4),
+            tta_views=int(getattr(segmentation, "tta_views", 1)),
             timings_ms={k: round(float(v), 2) for k, v in segmentation.timings_ms.items()},
         )
     else:

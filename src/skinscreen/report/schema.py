@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 class _Model(BaseModel):
@@ -45,6 +45,11 @@ class SegmentationInfo(_Model):
         None, description="XYXY box that prompted the model: box grown by box_margin, clipped."
     )
     iou_prediction: float | None = Field(None, description="The decoder's own quality estimate.")
+    tta_views: int | None = Field(
+        None,
+        description="Outlines averaged: 4 with test-time flips (--tta: the photo and its three "
+        "mirror images), 1 without.",
+    )
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
