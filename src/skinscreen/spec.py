@@ -151,7 +151,7 @@ LITEMEDSAM_BOXAUG = replace(
                 "BY 4.0, Waterloo research-only): research and non-commercial use"
             ),
             "provenance": (
-                "skinscreen fourth session: 1500 steps of 16 boxes (tight 20%, each side moved "
+                "skinscreen: 1500 steps of 16 boxes (tight 20%, each side moved "
                 "up to 25% 50%, grown up to 35% 30%, then the 5% margin), lr 1e-4, photo + "
                 "mirror + 2 random views of the 1102 lesions-train photos, one H200; command in "
                 "the file's metadata"

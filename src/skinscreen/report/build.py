@@ -59,7 +59,7 @@ def automatic_outline_warning(skin_tone: str | None) -> str:
     """The advisory every automatically outlined lesion gets, stronger on the skin tones where
     automatic mode failed most often in our tests (``skin_tone``: an ITA category or None).
 
-    Measured with the default pipeline (docs/robustness.md, sixth session): an outline
+    Measured with the default pipeline (docs/robustness.md, "The whole suite, default pipeline"): an outline
     overlapping the expert's by less than 65% (Jaccard) in 15 of 86 dev dermoscopy photos on very
     light to tan skin with the automatic box vs 3 of 86 with the expert's box; on brown or dark
     skin (dev and skin-tones photos) 8 of 15 automatic vs 3 of 15 drawn.
