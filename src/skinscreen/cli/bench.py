@@ -87,7 +87,7 @@ def command(
     \b
     Examples:
       skinscreen bench
-      skinscreen bench --images ../shared/data/lesions-dev/images --limit 12 --json
+      skinscreen bench --images dev/images --limit 12 --json
     """
     from skinscreen.bench.runner import markdown_table, run_bench
 

@@ -8,19 +8,14 @@ from pathlib import Path
 import click
 
 
-def _default_data() -> list[Path]:
-    here = Path.cwd() / ".." / "shared" / "data" / "lesions-train"
-    return [here] if here.is_dir() else []
-
-
 @click.command("distill")
 @click.option(
     "--data",
     "data",
     multiple=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of unlabelled photos (or a dataset folder with images/); repeatable. "
-    "Default: ../shared/data/lesions-train.",
+    help="Folder of training photos (or a dataset folder with images/); repeatable; needed to "
+    "train. Never the photos you report on.",
 )
 @click.option(
     "--teacher", default="litemedsam", show_default=True, help="litemedsam | medsam-vitb."
@@ -82,10 +77,16 @@ def _default_data() -> list[Path]:
     default=None,
     help="Pause at exactly this step (resume later with the same flags).",
 )
-@click.option("--batch-size", type=int, default=4, show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=4, show_default=True, help="Photos per training step."
+)
+@click.option(
+    "--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (AdamW)."
+)
 @click.option("--warmup", type=int, default=50, show_default=True, help="Linear LR warm-up steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for views, order and init."
+)
 @click.option(
     "--device", default="auto", show_default=True, help="auto (CUDA if present) | cpu | cuda."
 )
@@ -108,7 +109,12 @@ def _default_data() -> list[Path]:
     default=None,
     help="Dev photos for Dice during training.",
 )
-@click.option("--eval-masks", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--eval-masks",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Expert masks for --eval-images (<id>.png), to report Dice during training.",
+)
 @click.option(
     "--eval-every",
     type=int,
@@ -119,7 +125,9 @@ def _default_data() -> list[Path]:
 @click.option(
     "--eval-limit", type=int, default=None, help="Evaluate on the first N dev photos only."
 )
-@click.option("--save-every", type=int, default=50, show_default=True)
+@click.option(
+    "--save-every", type=int, default=50, show_default=True, help="Checkpoint every N steps."
+)
 @click.option(
     "--snapshot-every",
     type=int,
@@ -166,9 +174,9 @@ def command(**kw):
 
     \b
     Examples:
-      skinscreen distill --cache-only --views 2
-      skinscreen distill --out runs/s0 --minutes 60 --eval-images dev/images --eval-masks dev/masks --eval-every 200
-      skinscreen distill --out runs/s0 --device cuda --online --steps 200000 --batch-size 32
+      skinscreen distill --data train/ --cache-only --views 2
+      skinscreen distill --data train/ --out runs/s0 --minutes 60 --eval-images dev/images --eval-masks dev/masks --eval-every 200
+      skinscreen distill --data train/ --out runs/s0 --device cuda --online --steps 200000 --batch-size 32
       skinscreen distill --export-bundle skinscreen-student-v1
     """
     from skinscreen.export import require_torch
@@ -203,9 +211,11 @@ def _train(kw: dict) -> None:
     from skinscreen.train.distill import DistillConfig, Distiller, select_device
     from skinscreen.train.teacher import load_teacher, student_input_spec
 
-    data = list(kw["data"]) or _default_data()
+    data = list(kw["data"])
     if not data:
-        raise click.UsageError("no --data folder given and ../shared/data/lesions-train is absent")
+        raise click.UsageError(
+            "no training photos: give --data FOLDER (photos, or a dataset folder with images/)"
+        )
     images = list_images(data)
     device = select_device(kw["device"])
     teacher = load_teacher(

@@ -23,8 +23,8 @@ from skinscreen.evaluate.dataset import PROMPTS
     "evaluate",
     epilog=(
         "Example:\n\n"
-        "  skinscreen evaluate --images ../shared/data/lesions-dev/images "
-        "--masks ../shared/data/lesions-dev/masks --prompt gt-box --json\n\n"
+        "  skinscreen evaluate --images dev/images "
+        "--masks dev/masks --prompt gt-box --json\n\n"
         "threshold_jaccard follows the ISIC 2018 rule (J if J >= 0.65 else 0, averaged per image); "
         "failure_rate is the share of images with J < 0.65."
     ),

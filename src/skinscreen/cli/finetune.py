@@ -12,15 +12,13 @@ import click
 @click.option(
     "--images",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("../shared/data/lesions-train/images"),
-    show_default=True,
+    required=True,
     help="Labelled photos (never the photos you report on).",
 )
 @click.option(
     "--masks",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("../shared/data/lesions-train/masks"),
-    show_default=True,
+    required=True,
     help="Expert masks, <id>.png or <id>_segmentation.png.",
 )
 @click.option(
@@ -39,7 +37,7 @@ import click
     show_default=True,
     help="Training steps (one photo each) per fold.",
 )
-@click.option("--lr", type=float, default=1e-5, show_default=True)
+@click.option("--lr", type=float, default=1e-5, show_default=True, help="Learning rate (AdamW).")
 @click.option("--prompt-encoder", is_flag=True, help="Also fine-tune the prompt encoder.")
 @click.option(
     "--views",
@@ -57,7 +55,9 @@ import click
     default=None,
     help="Embedding cache (default: $SKINSCREEN_HOME/distill-cache).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for folds, views and order."
+)
 @click.option(
     "--out",
     "out_dir",

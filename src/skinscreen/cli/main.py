@@ -86,8 +86,11 @@ def cli() -> None:
     \b
     First steps:
       skinscreen export                      # build the default model bundle (needs [export])
-      skinscreen segment photo.jpg --out results/
+      skinscreen segment photo.jpg --box X0,Y0,X1,Y1 --out results/
+      skinscreen assess photo.jpg --box X0,Y0,X1,Y1 --mm-per-pixel 0.02 --out report/
+      skinscreen serve                       # the web app on http://127.0.0.1:8000/
       skinscreen evaluate --images imgs/ --masks masks/ --json
+      skinscreen models                      # which model and variant run on this CPU
     """
 
 

@@ -12,8 +12,7 @@ import click
 @click.option(
     "--data",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("../shared/data/lesions-train"),
-    show_default=True,
+    required=True,
     help="Labelled dataset folder: images/, masks/<id>.png, optional metadata.csv (modality). "
     "Never the photos you report on.",
 )
@@ -27,7 +26,9 @@ import click
     show_default=True,
     help="k of the patient-grouped k-fold CV (0: no CV).",
 )
-@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option(
+    "--epochs", type=int, default=10, show_default=True, help="Passes over the training photos."
+)
 @click.option(
     "--margins",
     default="0,0.05,0.1,0.15",
@@ -47,7 +48,9 @@ import click
     show_default=True,
     help="Cached views per photo to train on: 1 the photo, 2 also its mirror image.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for folds and initialisation."
+)
 @click.option(
     "--ship",
     type=click.Path(dir_okay=False, path_type=Path),
