@@ -17,6 +17,12 @@ from skinscreen.engine.bundle import Bundle
 from skinscreen.engine.select import choice_for_bundle, make_engine, open_for_engine
 from skinscreen.errors import NoLesionFoundError, PromptError, SkinscreenError
 from skinscreen.io.image import ImageSource, load_image
+from skinscreen.licences import (
+    box_check_weights,
+    commercial_only_default,
+    model_weights,
+    require_commercial,
+)
 from skinscreen.postprocess.box_check import open_box_checker
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
 from skinscreen.preprocess.transforms import (
@@ -27,6 +33,7 @@ from skinscreen.preprocess.transforms import (
     flip_image,
     preprocess,
 )
+from skinscreen.spec import get_spec
 
 #: the mirror images test-time flips add to the photo: ``(horizontal, vertical)``
 TTA_FLIPS: tuple[tuple[bool, bool], ...] = ((True, False), (False, True), (True, True))
@@ -88,6 +95,8 @@ class Segmentation:
     box_margin: float = 0.0
     box_check: dict | None = None  # BoxCheckResult.to_json_dict(); None: no check ran
     tta_views: int = 1  # outlines averaged: 1, or 4 with test-time flips
+    weights: list[dict] = field(default_factory=list)  # licences.WeightsUse.to_json_dict()
+    commercial_only: bool = False  # only weights whose licence allows commercial use ran
 
     def to_json_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays)."""
@@ -114,6 +123,9 @@ class Segmentation:
             d["box_check"] = self.box_check
         if self.tta_views > 1:
             d["tta_views"] = self.tta_views
+        d["weights"] = self.weights
+        d["commercial_use"] = all(w["commercial_use"] for w in self.weights)
+        d["commercial_only"] = self.commercial_only
         return d
 
 
@@ -191,6 +203,10 @@ class LesionPredictor:
             runs per photo; mirroring the photo then no longer changes the outline. Measured on
             the 98 dev photos (docs/robustness.md): Dice 0.912 -> 0.918 with the expert's box.
             Off by default (a phone needs the single run).
+        commercial_only: run only weights whose licence allows commercial use
+            (:mod:`skinscreen.licences`): a model learned from non-commercial photos is refused,
+            the box check is off and automatic mode uses the classical localiser. None
+            (default): ``$SKINSCREEN_COMMERCIAL_ONLY``.
     """
 
     def __init__(
@@ -205,7 +221,19 @@ class LesionPredictor:
         reprompt: bool = False,
         box_check: bool | None = None,
         tta: bool = False,
+        commercial_only: bool | None = None,
     ):
+        self.commercial_only = (
+            commercial_only_default() if commercial_only is None else bool(commercial_only)
+        )
+        if self.commercial_only:
+            require_commercial(get_spec(model) if bundle is None else bundle.spec)
+            if box_check:
+                raise SkinscreenError(
+                    "--box-check and --commercial-only exclude each other: the box check's "
+                    "decoder was learned from non-commercial photos"
+                )
+            box_check = False
         if bundle is None:
             bundle, choice = open_for_engine(model, root=bundle_dir, variant=variant, engine=engine)
         else:
@@ -374,10 +402,14 @@ class LesionPredictor:
         logits, iou = self.decode_logits(box_model)
         t_check = time.perf_counter()
         check = None
+        weights = [model_weights(self.spec).to_json_dict()]
         if box is not None and self.box_checker is not None and box_check is not False:
             logits, iou, check = self.box_checker.check(
                 enc.embedding, box_model, logits, iou, enc.transform, self.spec.mask_threshold
             )
+            weights.append(box_check_weights(get_spec(check.check_model)).to_json_dict())
+        if auto_info is not None and "weights" in auto_info:
+            weights.append(auto_info.pop("weights"))
         t2 = time.perf_counter()
         if enc.views:
             checked = check is not None
@@ -410,6 +442,8 @@ class LesionPredictor:
             box_margin=margin,
             box_check=None if check is None else check.to_json_dict(),
             tta_views=1 + len(enc.views),
+            weights=weights,
+            commercial_only=self.commercial_only,
         )
 
     def postprocess(self, low_res_logits: np.ndarray, *, clean: bool = True):

@@ -50,6 +50,8 @@ class ModelSpec:
             (:func:`skinscreen.preprocess.transforms.expand_box`). People draw boxes loose,
             shifted or tight; the margin makes the box mode robust to that (docs/auto.md). Not
             applied to automatic boxes. ``LesionPredictor.predict(box_margin=0.0)`` turns it off.
+        commercial_use: whether the licence of every weight of the model allows commercial use
+            (False for weights learned from non-commercial photos; :mod:`skinscreen.licences`).
     """
 
     name: str
@@ -65,7 +67,15 @@ class ModelSpec:
     checkpoint: CheckpointSource
     default: bool = False
     box_margin: float = 0.0
+    commercial_use: bool = True
     extra: dict = field(default_factory=dict)
+
+    @property
+    def weights_licence(self) -> str:
+        """The licence of the weights the model runs: fine-tuned decoder weights'
+        (``extra["decoder_weights"]``) where the model has them, else its checkpoint's."""
+        decoder = self.extra.get("decoder_weights") or {}
+        return str(decoder.get("licence") or self.checkpoint.licence)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -141,6 +151,7 @@ LITEMEDSAM_BOXAUG = replace(
         "the fine-tuned weights were learned from non-commercial photos."
     ),
     default=False,
+    commercial_use=False,
     extra={
         "decoder_weights": {
             "path": "skinscreen/assets/litemedsam-boxaug-decoder.safetensors",
@@ -194,6 +205,7 @@ STUDENT_V1 = ModelSpec(
         ),
     ),
     box_margin=0.05,  # the teacher's: same prompt encoder and decoder
+    commercial_use=False,
     extra={"teacher": "litemedsam", "export": "skinscreen distill --export-bundle"},
 )
 

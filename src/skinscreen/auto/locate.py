@@ -109,9 +109,9 @@ def _decoded(predictor, c: Candidate, refine: bool) -> Candidate | None:
 
 def _learned_candidates(predictor) -> list[Candidate]:
     """Regions of the learned localiser (when the model ships one), boxes grown by its margin."""
-    from skinscreen.auto.learned import load_localiser
-
-    loc = load_localiser(predictor.spec.extra.get("localiser", predictor.spec.name))
+    if getattr(predictor, "commercial_only", False):
+        return []  # its weights derive from non-commercial photos (skinscreen.licences)
+    loc = _localiser(predictor)
     if loc is None:
         return []
     enc = predictor.encoding
@@ -127,6 +127,13 @@ def _learned_candidates(predictor) -> list[Candidate]:
         }
         out.append(Candidate(box, r.score, "learned", feats))
     return out
+
+
+def _localiser(predictor):
+    """The learned localiser head for ``predictor``'s model (None: the package ships none)."""
+    from skinscreen.auto.learned import load_localiser
+
+    return load_localiser(predictor.spec.extra.get("localiser", predictor.spec.name))
 
 
 def find_lesion_boxes(
@@ -199,10 +206,16 @@ def auto_box(image, predictor) -> tuple[np.ndarray | None, dict]:
             "note": "no lesion found automatically",
         }
     best = cands[0]
-    return best.box.copy(), {
+    info = {
         "box_source": "auto",
         "method": best.method,
         "score": round(float(best.score), 4),
         "n_candidates": len(cands),
         "candidates": [c.to_json_dict() for c in cands],
     }
+    if best.method.startswith("learned"):
+        from skinscreen.licences import localiser_weights
+
+        loc = _localiser(predictor)
+        info["weights"] = localiser_weights(f"{loc.model}-localiser", loc.info).to_json_dict()
+    return best.box.copy(), info

@@ -50,6 +50,7 @@ ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")  # skinscreen.engine.select
 _ENGINE_META = "skinscreen.engine"
 _BOX_CHECK_META = "skinscreen.box_check"
 _TTA_META = "skinscreen.tta"
+_COMMERCIAL_META = "skinscreen.commercial_only"
 
 
 def _meta_option(decl: str, meta_key: str, **kwargs) -> Callable[[Callable], Callable]:
@@ -105,6 +106,24 @@ def tta_option(f: Callable) -> Callable:
     )(f)
 
 
+def commercial_only_option(f: Callable) -> Callable:
+    """``--commercial-only`` (kept in ``ctx.meta``; :func:`make_predictor` reads it)."""
+    from skinscreen.licences import COMMERCIAL_ONLY_EFFECT
+
+    return _meta_option(
+        "--commercial-only",
+        _COMMERCIAL_META,
+        is_flag=True,
+        help=f"Run {COMMERCIAL_ONLY_EFFECT}. Models learned from non-commercial photos are "
+        "refused. Default: $SKINSCREEN_COMMERCIAL_ONLY (off).",
+    )(f)
+
+
+def selected_commercial_only() -> bool | None:
+    """``--commercial-only`` of the running command (None: not given: the environment's)."""
+    return _selected(_COMMERCIAL_META) or None
+
+
 def selected_box_check() -> bool | None:
     """The ``--box-check/--no-box-check`` value of the running command (None: not given)."""
     return _selected(_BOX_CHECK_META)
@@ -116,8 +135,9 @@ def selected_engine() -> str | None:
 
 
 def model_options(f: Callable) -> Callable:
-    """``--model``, ``--variant``, ``--bundle``, ``--threads``, ``--engine`` and
-    ``--box-check/--no-box-check``."""
+    """``--model``, ``--variant``, ``--bundle``, ``--threads``, ``--engine``,
+    ``--box-check/--no-box-check`` and ``--commercial-only``."""
+    f = commercial_only_option(f)
     f = box_check_option(f)
     f = engine_option(f)
     f = click.option(
@@ -159,6 +179,7 @@ def make_predictor(
         engine=engine or selected_engine(),
         box_check=box_check_default if box_check is None else box_check,
         tta=bool(_selected(_TTA_META)),
+        commercial_only=selected_commercial_only(),
     )
 
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from skinscreen.cli.common import model_options, selected_box_check, selected_engine
+from skinscreen.cli.common import (
+    model_options,
+    selected_box_check,
+    selected_commercial_only,
+    selected_engine,
+)
 
 
 def _is_loopback(host: str) -> bool:
@@ -91,6 +96,7 @@ def command(
         threads=threads,
         engine=selected_engine(),
         box_check=selected_box_check(),
+        commercial_only=selected_commercial_only(),
         max_upload_bytes=int(max_upload_mb * 2**20),
         max_pixels=int(max_megapixels * 1e6),
         allowed_origins=tuple(cors_origins),

@@ -33,6 +33,7 @@ class PredictorRecipe:
     box_check: bool
     threads: int
     tta: bool = False
+    commercial_only: bool = False
 
     @classmethod
     def of(cls, predictor, threads: int) -> PredictorRecipe:
@@ -45,6 +46,7 @@ class PredictorRecipe:
             box_check=predictor.box_checker is not None,
             threads=threads,
             tta=predictor.tta,
+            commercial_only=predictor.commercial_only,
         )
 
     def build(self):
@@ -58,6 +60,7 @@ class PredictorRecipe:
             engine=self.engine,
             box_check=self.box_check,
             tta=self.tta,
+            commercial_only=self.commercial_only,
         )
 
 

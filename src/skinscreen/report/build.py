@@ -134,6 +134,11 @@ def assess_image(
             ],
             iou_prediction=_r(segmentation.iou_prediction, 4),
             tta_views=int(getattr(segmentation, "tta_views", 1)),
+            engine=getattr(segmentation, "engine", None),
+            box_check=getattr(segmentation, "box_check", None),
+            weights=list(getattr(segmentation, "weights", None) or []),
+            commercial_use=all(w["commercial_use"] for w in getattr(segmentation, "weights", [])),
+            commercial_only=bool(getattr(segmentation, "commercial_only", False)),
             timings_ms={k: round(float(v), 2) for k, v in segmentation.timings_ms.items()},
         )
     else:

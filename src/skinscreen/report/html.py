@@ -30,6 +30,36 @@ from skinscreen.report.schema import LesionReport
 EMBED_SIDE = 1000
 
 
+def _outline_source(seg) -> str:
+    """'model litemedsam (onnx-int8, onnxruntime), box check: box-robust decoder used' or
+    'mask file'."""
+    if seg.source != "model":
+        return "mask file"
+    parts = [p for p in (seg.variant, seg.engine) if p]
+    text = f"model {seg.model or ''}" + (f" ({', '.join(parts)})" if parts else "")
+    check = seg.box_check
+    if check:
+        used = "box-robust" in str(check.get("decoder", ""))
+        text += (
+            f"; box check: the outline of {check.get('check_model')}'s box-robust decoder "
+            f"(the two decoders agreed at Dice {check.get('agreement', 0):.2f})"
+            if used
+            else f"; box check: both decoders agreed (Dice {check.get('agreement', 0):.2f})"
+        )
+    return text
+
+
+def _weights_text(seg) -> str:
+    if not seg.weights:
+        return "n/a (outline from a mask file)" if seg.source != "model" else "not recorded"
+    return "; ".join(
+        f"{w.role} {w.name}: {w.licence} ("
+        + ("commercial use allowed" if w.commercial_use else "non-commercial use only")
+        + ")"
+        for w in seg.weights
+    )
+
+
 def report_pictures(assessment) -> dict[str, tuple[np.ndarray, str]]:
     """``{name: ((h, w, 3) uint8 RGB picture, caption)}`` for an assessment.
 
@@ -260,9 +290,16 @@ def _sections(r: LesionReport) -> str:
             [
                 (
                     "Source",
-                    "model " + (seg.model or "") if seg.source == "model" else "mask file",
+                    _outline_source(seg),
                     "The outline all measurements come from. Check it in the pictures: a wrong "
                     "outline gives wrong measurements.",
+                ),
+                (
+                    "Weights and licences",
+                    _weights_text(seg),
+                    "Every set of weights that produced the outline, and whether its licence "
+                    "allows commercial use. Weights learned from non-commercial photos are for "
+                    "research use; --commercial-only runs without them.",
                 ),
                 (
                     "Box",

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 class _Model(BaseModel):
@@ -28,12 +28,20 @@ class ImageInfo(_Model):
     height: int
 
 
+class WeightsInfo(_Model):
+    role: str = Field(description="'model', 'box-check decoder' or 'localiser'.")
+    name: str = Field(description="Model or asset name, e.g. litemedsam, litemedsam-boxaug.")
+    licence: str = Field(description="Licence of these weights.")
+    commercial_use: bool = Field(description="Whether that licence allows commercial use.")
+
+
 class SegmentationInfo(_Model):
     source: Literal["model", "mask"] = Field(
         description="'model': predicted by skinscreen; 'mask': a mask file supplied by the user."
     )
     model: str | None = None
     variant: str | None = None
+    engine: str | None = Field(None, description="'onnxruntime' or 'openvino'.")
     box: list[float] | None = Field(
         None, description="XYXY box as given (user) or found (auto), photo pixels."
     )
@@ -49,6 +57,22 @@ class SegmentationInfo(_Model):
         None,
         description="Outlines averaged: 4 with test-time flips (--tta: the photo and its three "
         "mirror images), 1 without.",
+    )
+    box_check: dict | None = Field(
+        None,
+        description="The box check on a drawn box: agreement (Dice of the two decoders' masks), "
+        "threshold, decoder ('default' or 'box-robust': the outline used), check_model; null "
+        "when no check ran.",
+    )
+    weights: list[WeightsInfo] = Field(
+        default_factory=list,
+        description="Every set of weights that produced the outline, with its licence.",
+    )
+    commercial_use: bool | None = Field(
+        None, description="Whether the licences of all those weights allow commercial use."
+    )
+    commercial_only: bool | None = Field(
+        None, description="Run with --commercial-only (only commercially licensed weights)."
     )
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

@@ -88,6 +88,17 @@ class SegmentResponse(BaseModel):
         'threshold, decoder ("default" or "box-robust": the outline shown), check_model; null '
         "when no check ran",
     )
+    weights: list[dict] = Field(
+        default_factory=list,
+        description="every set of weights that produced this outline: role (model, box-check "
+        "decoder, localiser), name, licence, commercial_use",
+    )
+    commercial_use: bool = Field(
+        True, description="whether the licences of all those weights allow commercial use"
+    )
+    commercial_only: bool = Field(
+        False, description="the server runs only weights whose licence allows commercial use"
+    )
     cache_hit: bool = Field(description="the photo's embedding came from the in-memory cache")
     timings_ms: dict[str, float]
     disclaimer: str

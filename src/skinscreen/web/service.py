@@ -87,6 +87,7 @@ class SegmentService:
                     threads=self.settings.threads,
                     engine=self._engine,
                     box_check=self.settings.box_check,
+                    commercial_only=self.settings.commercial_only,
                 )
             return self._predictor
 

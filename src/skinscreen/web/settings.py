@@ -30,6 +30,8 @@ class WebSettings:
             :mod:`skinscreen.engine.select`).
         box_check: the predictor's ``box_check`` (None: on when the model has one and its
             bundle is built; :mod:`skinscreen.postprocess.box_check`).
+        commercial_only: run only weights whose licence allows commercial use (None:
+            ``$SKINSCREEN_COMMERCIAL_ONLY``; :mod:`skinscreen.licences`).
         max_upload_bytes: uploads larger than this get HTTP 413.
         max_pixels: photos with more pixels than this get HTTP 413.
         cache_entries, cache_bytes: bounds of the in-memory encoding LRU (never on disk).
@@ -43,6 +45,7 @@ class WebSettings:
     threads: int | None = None
     engine: str | None = None
     box_check: bool | None = None
+    commercial_only: bool | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_PIXELS
     cache_entries: int = CACHE_ENTRIES
