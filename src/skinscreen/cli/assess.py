@@ -138,7 +138,7 @@ def command(
     from skinscreen.errors import SkinscreenError
     from skinscreen.io.image import load_image, load_mask
     from skinscreen.io.write import png_bytes, write_files_atomic
-    from skinscreen.report.build import assess_image, flat_row
+    from skinscreen.report.build import assess_image, assess_photo, flat_row
     from skinscreen.report.html import render_html, report_pictures
 
     if box is not None and auto:
@@ -171,11 +171,16 @@ def command(
     for path in progress(paths, "assess"):
         try:
             if predictor is not None:
-                predictor.set_image(path)
-                seg = predictor.predict(box=box, box_margin=box_margin)
-                photo, mask, prob = predictor.image, seg.mask, seg.probability
+                a = assess_photo(
+                    predictor,
+                    path,
+                    box=box,
+                    box_margin=box_margin,
+                    mm_per_pixel=mm_per_pixel,
+                    dermoscope=dermoscope,
+                    color_constancy=color_constancy,
+                )
             else:
-                seg, prob = None, None
                 photo = load_image(path)
                 mask = load_mask(_mask_for(mask_arg, path, many))
                 if mask.shape != photo.shape[:2]:
@@ -183,21 +188,16 @@ def command(
                         f"mask is {mask.shape[1]}x{mask.shape[0]} but the photo is "
                         f"{photo.shape[1]}x{photo.shape[0]}: give a mask of the photo's size"
                     )
-            if not mask.any():
-                raise SkinscreenError(
-                    "no lesion found (empty outline): draw a box with --box X0,Y0,X1,Y1"
+                if not mask.any():
+                    raise SkinscreenError("the mask is empty: it outlines no lesion")
+                a = assess_image(
+                    photo,
+                    mask,
+                    scale=resolve_scale(mm_per_pixel, dermoscope, photo.shape[:2]),
+                    color_constancy=color_constancy,
+                    image_name=path.name,
+                    jpeg_quality=jpeg_quality_estimate(path),
                 )
-            scale = resolve_scale(mm_per_pixel, dermoscope, photo.shape[:2])
-            a = assess_image(
-                photo,
-                mask,
-                probability=prob,
-                segmentation=seg,
-                scale=scale,
-                color_constancy=color_constancy,
-                image_name=path.name,
-                jpeg_quality=jpeg_quality_estimate(path),
-            )
             report = a.report
             if out_dir is not None:
                 pics = report_pictures(a)
@@ -216,9 +216,6 @@ def command(
                 click.echo(_summary(report))
         except SkinscreenError as e:
             failures.append((str(path), str(e)))
-        finally:
-            if predictor is not None:
-                predictor.reset_image()
 
     table = None
     if many and rows:

@@ -212,7 +212,8 @@ def report_failures(failures: list[tuple[str, str]]) -> None:
     if not failures:
         return
     for name, msg in failures:
-        click.echo(f"error: {name}: {msg}", err=True)
+        # messages about a file usually name it already: print the path once
+        click.echo(f"error: {msg}" if name in msg else f"error: {name}: {msg}", err=True)
     names = ", ".join(n for n, _ in failures)
     click.echo(f"{len(failures)} item(s) failed: {names}", err=True)
     sys.exit(1)

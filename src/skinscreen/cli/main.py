@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "skinscreen.cli.export",
         "Build a model bundle (ONNX encoder/decoder + manifest) from PyTorch weights.",
     ),
+    "cases": (
+        "skinscreen.cli.cases",
+        "Keep lesions and their visits over time in a local file (opt-in case history).",
+    ),
     "models": (
         "skinscreen.cli.models",
         "List model bundles present, their sizes and parity figures.",

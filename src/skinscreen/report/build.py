@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from skinscreen.assess import features as feat
 from skinscreen.assess.features import LesionProperties
 from skinscreen.assess.quality import QualityReport, assess_quality
 from skinscreen.assess.scale import Scale
+from skinscreen.errors import SkinscreenError
 from skinscreen.report.schema import (
     SCHEMA_VERSION,
     Asymmetry,
@@ -278,3 +280,44 @@ def flat_row(report: LesionReport) -> dict:
         "warnings": len(report.warnings),
         "box_source": report.segmentation.box_source,
     }
+
+
+def assess_photo(
+    predictor,
+    path: Path,
+    *,
+    box: object | None = None,
+    box_margin: float | None = None,
+    mm_per_pixel: float | None = None,
+    dermoscope: str | None = None,
+    color_constancy: bool = False,
+) -> Assessment:
+    """Segment the lesion in the photo at ``path`` with ``predictor`` (``box`` XYXY photo pixels,
+    or None for automatic mode) and measure it (what ``skinscreen assess`` does per photo).
+
+    Raises:
+        SkinscreenError: unreadable photo, bad box or scale, or no lesion found.
+    """
+    from skinscreen.assess.quality import jpeg_quality_estimate
+    from skinscreen.assess.scale import resolve_scale
+
+    predictor.set_image(path)
+    try:
+        seg = predictor.predict(box=box, box_margin=box_margin)
+        if not seg.mask.any():
+            raise SkinscreenError(
+                "no lesion found (empty outline): draw a box with --box X0,Y0,X1,Y1"
+            )
+        photo = predictor.image
+        return assess_image(
+            photo,
+            seg.mask,
+            probability=seg.probability,
+            segmentation=seg,
+            scale=resolve_scale(mm_per_pixel, dermoscope, photo.shape[:2]),
+            color_constancy=color_constancy,
+            image_name=Path(path).name,
+            jpeg_quality=jpeg_quality_estimate(path),
+        )
+    finally:
+        predictor.reset_image()
