@@ -12,7 +12,7 @@ import pytest
 
 from skinscreen.cases import CaseStore, open_store
 from skinscreen.errors import SkinscreenError
-from skinscreen.report.build import assess_photo
+from skinscreen.report.build import segment_and_assess
 
 from .conftest import EXAMPLES
 
@@ -40,7 +40,7 @@ def test_create_revisit_search_export_and_delete_completely(predictor, tmp_path)
     db = tmp_path / "cases.db"
     store = CaseStore(db, create=True)
     photo = PHOTO.read_bytes()
-    report = assess_photo(predictor, PHOTO, box=BOX, mm_per_pixel=0.02).report
+    report = segment_and_assess(predictor, PHOTO, box=BOX, mm_per_pixel=0.02).report
     first = store.add_visit(
         "left-forearm-1", photo, PHOTO.name, report.model_dump(mode="json"),
         taken="2026-03-01", body_site="left forearm", notes="baseline",

@@ -138,7 +138,7 @@ def command(
     from skinscreen.errors import SkinscreenError
     from skinscreen.io.image import load_image, load_mask
     from skinscreen.io.write import png_bytes, write_files_atomic
-    from skinscreen.report.build import assess_image, assess_photo, flat_row
+    from skinscreen.report.build import assess_image, flat_row, segment_and_assess
     from skinscreen.report.html import render_html, report_pictures
 
     if box is not None and auto:
@@ -171,7 +171,7 @@ def command(
     for path in progress(paths, "assess"):
         try:
             if predictor is not None:
-                a = assess_photo(
+                a = segment_and_assess(
                     predictor,
                     path,
                     box=box,

@@ -70,12 +70,12 @@ def add(
     """Assess PHOTO and store it as a visit of LESION_ID (created on its first visit)."""
     from skinscreen import DISCLAIMER
     from skinscreen.cases.store import check_date, check_lesion_id
-    from skinscreen.report.build import assess_photo
+    from skinscreen.report.build import segment_and_assess
 
     check_lesion_id(lesion_id)  # before anything is created or computed
     check_date(taken)
     predictor = make_predictor(model, variant, bundle_dir, threads)
-    a = assess_photo(
+    a = segment_and_assess(
         predictor, photo, box=box, box_margin=box_margin, mm_per_pixel=mm_per_pixel,
         dermoscope=dermoscope,
     )  # fmt: skip

@@ -282,7 +282,7 @@ def flat_row(report: LesionReport) -> dict:
     }
 
 
-def assess_photo(
+def segment_and_assess(
     predictor,
     path: Path,
     *,
