@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from skinscreen.assess.color import COLOR_CLASSES, COLOR_DISPLAY_RGB
+from skinscreen.assess.color import COLOR_CLASSES, COLOR_DISPLAY_RGB, COLOR_MIN_FRACTION
 from skinscreen.assess.features import LesionProperties
 
 CONTOUR_RGB = (0, 220, 200)
 MAJOR_RGB = (255, 210, 0)
 MINOR_RGB = (255, 120, 0)
 DIAMETER_RGB = (255, 60, 200)
+UNCOUNTED_RGB = (175, 175, 190)  # colour-map pixels of classes below COLOR_MIN_FRACTION
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -148,6 +149,47 @@ def _ipt(p: np.ndarray) -> tuple[int, int]:
     return int(round(float(p[0]))), int(round(float(p[1])))
 
 
+def _dashed_line(out: np.ndarray, p, q, rgb, t: int) -> None:
+    """A dashed line from ``p`` to ``q`` (picture pixels) with a dark edge, so a solid line under
+    it (the major axis under the maximum diameter) stays visible between the dashes."""
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    length = float(np.hypot(*(q - p)))
+    dash = max(4.0, 4.0 * t)
+    n = max(1, int(length // (2 * dash)))
+    for i in range(n + 1):
+        a = p + (q - p) * min(1.0, (2 * i * dash) / max(length, 1e-9))
+        b = p + (q - p) * min(1.0, (2 * i * dash + dash) / max(length, 1e-9))
+        cv2.line(out, _ipt(a), _ipt(b), (0, 0, 0), t + 2, cv2.LINE_AA)
+        cv2.line(out, _ipt(a), _ipt(b), rgb, t, cv2.LINE_AA)
+
+
+#: scale bar lengths tried, in mm (the longest that fits a quarter of the picture is drawn)
+_BAR_MM = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+
+
+def scale_bar(out: np.ndarray, view: View, mm_per_pixel: float | None) -> None:
+    """Draw a scale bar in the bottom-left corner of ``out`` (a picture of ``view``): a round
+    number of millimetres when the photo's scale is known, else of photo pixels."""
+    px_per_unit = view.scale / mm_per_pixel if mm_per_pixel else view.scale
+    lengths = _BAR_MM if mm_per_pixel else (10, 20, 50, 100, 200, 500, 1000)
+    fit = [v for v in lengths if v * px_per_unit <= out.shape[1] / 4] or [lengths[0]]
+    value = fit[-1]
+    bar = max(1, round(value * px_per_unit))
+    label = f"{value:g} mm" if mm_per_pixel else f"{value:g} px (no scale)"
+    fs = _font_scale(out.shape[1]) * 0.8
+    th = max(1, round(fs * 2))
+    (tw, text_h), _ = cv2.getTextSize(label, _FONT, fs, th)
+    t = _thickness(out)
+    pad = max(6, text_h // 2)
+    x0, y = pad * 2, out.shape[0] - pad * 2
+    box = (x0 - pad, y - text_h - 3 * pad - t), (x0 + max(bar, tw) + pad, y + pad)
+    cv2.rectangle(out, box[0], box[1], (255, 255, 255), -1)
+    cv2.line(out, (x0, y), (x0 + bar, y), (0, 0, 0), t + 1)
+    for x in (x0, x0 + bar):
+        cv2.line(out, (x, y - 2 * t), (x, y + t), (0, 0, 0), max(1, t // 2 + 1))
+    cv2.putText(out, label, (x0, y - 2 * t - pad), _FONT, fs, (0, 0, 0), th, cv2.LINE_AA)
+
+
 def contour_overlay(image: np.ndarray, mask: np.ndarray, view: View | None = None) -> np.ndarray:
     """The photo (or its ``view``, default the whole photo) with the lesion outline drawn."""
     view = view or full_view(mask.shape)
@@ -202,11 +244,11 @@ def axes_overlay(
         cv2.line(out, a, b, (0, 0, 0), t + 2, cv2.LINE_AA)
         cv2.line(out, a, b, rgb, t, cv2.LINE_AA)
     p, q = (_ipt(e) for e in view.points(props.diameter_max_endpoints))
-    cv2.line(out, p, q, (0, 0, 0), t + 2, cv2.LINE_AA)
-    cv2.line(out, p, q, DIAMETER_RGB, t, cv2.LINE_AA)
+    _dashed_line(out, p, q, DIAMETER_RGB, t)  # dashed: the major axis often lies under it
     for e in (p, q):
         cv2.circle(out, e, t * 2, DIAMETER_RGB, -1, cv2.LINE_AA)
     cv2.circle(out, _ipt(view.points(c)), t * 2, (255, 255, 255), -1, cv2.LINE_AA)
+    scale_bar(out, view, props.spacing)
     d_mm = props.diameter_max_mm
     dlabel = (
         f"max diameter {d_mm:.1f} mm"
@@ -219,7 +261,7 @@ def axes_overlay(
             (CONTOUR_RGB, "outline"),
             (MAJOR_RGB, "major axis"),
             (MINOR_RGB, "minor axis"),
-            (DIAMETER_RGB, dlabel),
+            (DIAMETER_RGB, dlabel + " (dashed)"),
         ],
     )
     return np.vstack([out, legend])
@@ -235,15 +277,24 @@ def color_map_overlay(
     photo = view.image(image)
     grey = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     out = (grey.astype(np.float32) * 0.6 + 255 * 0.4).astype(np.uint8)
-    palette = np.array([COLOR_DISPLAY_RGB[c] for c in COLOR_CLASSES], np.uint8)
+    # a class below COLOR_MIN_FRACTION of the lesion is not counted as one of its colours: show
+    # it as such (a thin band of "red" where light and dark brown meet is not a vascular sign)
+    counted = set(props.colors_present) | {"skin"}
+    palette = np.array(
+        [COLOR_DISPLAY_RGB[c] if c in counted else UNCOUNTED_RGB for c in COLOR_CLASSES], np.uint8
+    )
     inside = labels >= 0
     out[inside] = palette[labels[inside]]
     cs = _contours(view.labels(props.mask))
     cv2.polylines(out, cs, True, (0, 0, 0), max(1, _thickness(out) // 2), cv2.LINE_AA)
+    scale_bar(out, view, props.spacing)
     fr = props.color_fractions
     items = [
         (COLOR_DISPLAY_RGB[c], f"{c.replace('_', ' ')} {fr[c]:.0%}")
         for c in COLOR_CLASSES
-        if fr[c] > 0.005
+        if c in counted and fr[c] > 0.005
     ]
+    minor = sum(fr[c] for c in COLOR_CLASSES if c not in counted)
+    if minor > 0.005:
+        items.append((UNCOUNTED_RGB, f"not counted (each < {COLOR_MIN_FRACTION:.0%}) {minor:.0%}"))
     return np.vstack([out, _legend(out.shape[1], items)])
