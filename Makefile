@@ -41,6 +41,7 @@ demo: bundle $(WEB_VENDOR)
 
 test: bundle $(WEB_VENDOR)
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 bench: bundle
@@ -48,6 +49,7 @@ bench: bundle
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff format --check src tests
 
 clean:

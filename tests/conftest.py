@@ -13,6 +13,13 @@ import pytest
 # tests/test_engine_openvino.py clears this to test the auto rule itself.
 os.environ["SKINSCREEN_ENGINE"] = "onnxruntime"
 
+# tests are an application of the library, as the CLI is: a missing default bundle is built on
+# first use (the runtime itself never builds one: skinscreen.engine.bundle.set_bundle_builder)
+from skinscreen.cli.common import build_missing_bundle  # noqa: E402
+from skinscreen.engine.bundle import set_bundle_builder  # noqa: E402
+
+set_bundle_builder(build_missing_bundle)
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SHARED_DATA = ROOT.parent / "shared" / "data"

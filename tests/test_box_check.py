@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from skinscreen.box_check import mask_agreement
 from skinscreen.errors import SkinscreenError
 from skinscreen.io.image import load_image, load_mask
-from skinscreen.postprocess.box_check import mask_agreement
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -173,8 +173,8 @@ def test_tampered_check_decoder_is_refused(predictors, tmp_path):
     check was not asked for explicitly."""
     import shutil
 
+    from skinscreen.box_check import open_box_checker
     from skinscreen.errors import BundleError
-    from skinscreen.postprocess.box_check import open_box_checker
 
     checked, _ = predictors
     src = checked.box_checker.bundle

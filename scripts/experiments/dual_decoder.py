@@ -14,7 +14,7 @@ import numpy as np
 from photos import main, prompt_boxes
 
 from skinscreen.auto.learned import regions_from_map
-from skinscreen.postprocess.box_check import mask_agreement
+from skinscreen.box_check import mask_agreement
 from skinscreen.predictor import ImageEncoding, LesionPredictor
 from skinscreen.preprocess.transforms import expand_box
 

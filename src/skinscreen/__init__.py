@@ -7,11 +7,7 @@ instant. The runtime path (predictor, engine, post-processing) never imports tor
 """
 
 from skinscreen._version import __version__
-
-DISCLAIMER = (
-    "skinscreen is a screening aid for research and triage, not a medical device and never a "
-    "diagnosis. Any lesion that worries you, or that changes, must be seen by a clinician."
-)
+from skinscreen.disclaimer import DISCLAIMER
 
 __all__ = ["__version__", "DISCLAIMER", "LesionPredictor"]
 

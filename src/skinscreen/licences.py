@@ -2,7 +2,7 @@
 commercial use.
 
 A result (an outline, a report) can come from up to three sets of weights: the model's own
-(encoder + decoder), the box check's second decoder (:mod:`skinscreen.postprocess.box_check`) and
+(encoder + decoder), the box check's second decoder (:mod:`skinscreen.box_check`) and
 the automatic-mode localiser head (:mod:`skinscreen.auto.learned`). Weights learned from photos
 licensed for non-commercial use only (ISIC 2018 CC BY-NC 4.0, the research-only clinical set)
 carry that restriction. ``commercial_only`` (``LesionPredictor(commercial_only=True)``,

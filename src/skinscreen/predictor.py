@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skinscreen.box_check import open_box_checker
 from skinscreen.engine.bundle import Bundle
 from skinscreen.engine.select import choice_for_bundle, make_engine, open_for_engine
 from skinscreen.errors import NoLesionFoundError, PromptError, SkinscreenError
@@ -23,7 +24,6 @@ from skinscreen.licences import (
     model_weights,
     require_commercial,
 )
-from skinscreen.postprocess.box_check import open_box_checker
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
 from skinscreen.preprocess.transforms import (
     InputTransform,
@@ -180,8 +180,10 @@ class LesionPredictor:
     Args:
         model: registry name (default ``litemedsam``).
         variant: bundle variant (default: the manifest's ``default_variant``).
-        bundle_dir: explicit bundle directory (default: the cache, built on first use if the
-            ``export`` extra is installed).
+        bundle_dir: explicit bundle directory (default: the cache; a missing one is built on
+            first use where the application installed a builder, as the CLI does
+            (:func:`skinscreen.engine.bundle.set_bundle_builder`), else an error that names the
+            command to run: ``skinscreen export``).
         threads: intra-op threads of the engine (default: all available CPUs).
         engine: ``"auto"`` (default, or ``$SKINSCREEN_ENGINE``), ``"onnxruntime"`` or
             ``"openvino"``. Auto runs the gated ``openvino-bf16`` variant in OpenVINO when the
@@ -192,7 +194,7 @@ class LesionPredictor:
             where the user moves the box). Off by default: for one mask per photo the plain
             decoder is faster and needs about 190 MB less memory.
         box_check: run the model's box-robust second decoder on every drawn box and use its
-            mask when the two masks disagree (:mod:`skinscreen.postprocess.box_check`; LiteMedSAM:
+            mask when the two masks disagree (:mod:`skinscreen.box_check`; LiteMedSAM:
             ``litemedsam-boxaug``'s decoder, one more decoder run per box). None (default): on
             when the model has one, its bundle is built (``make bundle`` builds it) and
             ``reprompt`` is off; True: required (built if missing); False: off.

@@ -112,7 +112,7 @@ LITEMEDSAM = ModelSpec(
     # in every fold (held-out thr-Jaccard 0.838 vs 0.816 for 0.10 and 0.737 without); docs/auto.md
     box_margin=0.05,
     extra={
-        # the box check (skinscreen.postprocess.box_check): litemedsam-boxaug's decoder on the
+        # the box check (skinscreen.box_check): litemedsam-boxaug's decoder on the
         # same embedding; its mask is used when the two masks' Dice is below agreement_min.
         # 0.88: 5-fold CV on dev (per fold the lowest threshold within 0.001 of the best mean
         # Dice over the robustness suite's six prompt conditions; median pick); docs/auto.md

@@ -12,9 +12,8 @@ import numpy as np
 from skinscreen.auto import classical
 from skinscreen.auto.refine import decode_region, refine_box
 from skinscreen.errors import SkinscreenError
-from skinscreen.evaluate.metrics import box_iou
 from skinscreen.postprocess.mask import largest_component
-from skinscreen.preprocess.transforms import expand_box
+from skinscreen.preprocess.transforms import box_iou, expand_box
 
 #: classical proposals checked with the decoder when a predictor is given (the rest are dropped)
 MAX_DECODED = 3

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from skinscreen.evaluate.metrics import box_iou
 from skinscreen.postprocess.mask import largest_component
-from skinscreen.preprocess.transforms import box_from_mask, expand_box
+from skinscreen.preprocess.transforms import box_from_mask, box_iou, expand_box
 
 
 @dataclass(frozen=True)

@@ -132,9 +132,9 @@ def command(
 
     A screening aid, never a diagnosis.
     """
-    from skinscreen import DISCLAIMER
     from skinscreen.assess.quality import jpeg_quality_estimate
     from skinscreen.assess.scale import DERMOSCOPE_PRESETS, resolve_scale
+    from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.errors import SkinscreenError
     from skinscreen.io.image import load_image, load_mask
     from skinscreen.io.write import png_bytes, write_files_atomic

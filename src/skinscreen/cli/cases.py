@@ -68,8 +68,8 @@ def add(
     as_json, model, variant, bundle_dir, threads,
 ):  # fmt: skip
     """Assess PHOTO and store it as a visit of LESION_ID (created on its first visit)."""
-    from skinscreen import DISCLAIMER
     from skinscreen.cases.store import check_date, check_lesion_id
+    from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.report.build import segment_and_assess
 
     check_lesion_id(lesion_id)  # before anything is created or computed

@@ -183,6 +183,15 @@ def make_predictor(
     )
 
 
+def build_missing_bundle(model: str, root: Path) -> None:
+    """Build a missing default bundle with the lab's exporter (needs the ``export`` extra); the
+    CLI installs this as the runtime's bundle builder (:func:`skinscreen.engine.bundle.
+    set_bundle_builder`), so a first ``segment`` builds the bundle it needs."""
+    from skinscreen.export import build_default_bundle  # torch lives only on this path
+
+    build_default_bundle(model, root)
+
+
 def expand_inputs(items: Iterable[str]) -> list[Path]:
     """Files as given; directories expand to the image files directly inside them (sorted)."""
     out: list[Path] = []

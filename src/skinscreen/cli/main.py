@@ -99,7 +99,11 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from skinscreen.cli.common import build_missing_bundle
+    from skinscreen.engine.bundle import set_bundle_builder
     from skinscreen.errors import SkinscreenError
+
+    set_bundle_builder(build_missing_bundle)  # the CLI builds a missing bundle on first use
 
     try:
         cli.main(args=argv, prog_name="skinscreen", standalone_mode=False)

@@ -62,7 +62,7 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
     svg_path, area_px, model, timings_ms, and box_check for drawn boxes). A screening aid, never
     a diagnosis.
     """
-    from skinscreen import DISCLAIMER
+    from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.errors import SkinscreenError
     from skinscreen.io.write import png_bytes, write_files_atomic
     from skinscreen.postprocess.overlay import draw_overlay

@@ -76,7 +76,7 @@ def command(
     Photos are processed in memory and never written anywhere. Binds 127.0.0.1 (this computer
     only) unless --host says otherwise. A screening aid, never a diagnosis.
     """
-    from skinscreen import DISCLAIMER
+    from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.errors import MissingExtraError, SkinscreenError
 
     try:

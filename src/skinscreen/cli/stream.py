@@ -83,7 +83,7 @@ def command(
     The box check is off here unless --box-check is given (the tracker's boxes come from its
     previous mask, not from a hand). A screening aid, never a diagnosis.
     """
-    from skinscreen import DISCLAIMER
+    from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.stream.output import StreamOutputs
     from skinscreen.stream.runner import run_stream
     from skinscreen.stream.source import VideoSource, scale_factor

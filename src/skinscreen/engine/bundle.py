@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,14 +158,27 @@ def open_bundle(
     return Bundle(root=root, manifest=manifest, variant=variant)
 
 
+#: ``(model, root) -> None``: builds a missing default bundle. The runtime never builds one
+#: itself (building needs the lab, :mod:`skinscreen.export`, and torch); the application layer
+#: installs a builder (the CLI does, see :func:`skinscreen.cli.common.build_missing_bundle`).
+BundleBuilder = Callable[[str, Path], None]
+_builder: BundleBuilder | None = None
+
+
+def set_bundle_builder(builder: BundleBuilder | None) -> None:
+    """Install the function that builds a missing default bundle on first use (None: missing
+    bundles are an error naming the command that builds them)."""
+    global _builder
+    _builder = builder
+
+
 def _build_or_explain(model: str, root: Path, build: bool) -> None:
     import importlib.util
 
     has_torch = importlib.util.find_spec("torch") is not None
-    if build and has_torch and get_spec(model).checkpoint.kind in ("package", "repo"):
-        from skinscreen.export import build_default_bundle  # torch lives only on this path
-
-        build_default_bundle(model, root)
+    buildable = get_spec(model).checkpoint.kind in ("package", "repo")
+    if build and has_torch and buildable and _builder is not None:
+        _builder(model, root)
         return
     how = f"skinscreen export --model {model}"
     if not has_torch:

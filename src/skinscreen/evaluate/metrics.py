@@ -37,12 +37,3 @@ def jaccard(pred: np.ndarray, truth: np.ndarray) -> float:
 def threshold_jaccard(j: float, threshold: float = ISIC_JACCARD_THRESHOLD) -> float:
     """ISIC 2018 rule: the Jaccard index if it reaches ``threshold``, else 0."""
     return j if j >= threshold else 0.0
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two XYXY boxes ``(4,)``."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return 0.0 if union <= 0 else float(inter / union)

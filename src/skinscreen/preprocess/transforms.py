@@ -172,3 +172,12 @@ def flip_box(
     if vertical:
         y0, y1 = h - y1, h - y0
     return np.array([x0, y0, x1, y1], dtype=np.float64)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two XYXY boxes ``(4,)`` (any one pixel space)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return 0.0 if union <= 0 else float(inter / union)

@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from skinscreen import DISCLAIMER, __version__
+from skinscreen._version import __version__
 from skinscreen.assess import color as col
 from skinscreen.assess import features as feat
 from skinscreen.assess.features import LesionProperties
 from skinscreen.assess.quality import QualityReport, assess_quality
 from skinscreen.assess.scale import Scale
+from skinscreen.disclaimer import DISCLAIMER
 from skinscreen.errors import SkinscreenError
 from skinscreen.report.schema import (
     SCHEMA_VERSION,

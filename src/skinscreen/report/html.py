@@ -15,7 +15,7 @@ from string import Template
 import numpy as np
 from PIL import Image
 
-from skinscreen import __version__
+from skinscreen._version import __version__
 from skinscreen.report.overlays import (
     axes_overlay,
     color_map_overlay,

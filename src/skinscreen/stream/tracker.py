@@ -79,7 +79,7 @@ class TrackerConfig:
             box of the first mask when the boxes differ. (Tracking encodes never do: deriving
             each box from the last mask alone lets the mask shrink onto the lesion's core.)
         thumb_side: thumbnail size for motion and frame difference.
-        box_check: run the predictor's box check (:mod:`skinscreen.postprocess.box_check`) on
+        box_check: run the predictor's box check (:mod:`skinscreen.box_check`) on
             the tracker's boxes; off by default: they come from the previous mask, not from a
             hand, and a decision flipping between frames would make the outline jump.
         background_encoder: run the encoder (and its decoder calls) on a worker thread: frames

@@ -28,8 +28,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from skinscreen import DISCLAIMER
 from skinscreen._version import __version__
+from skinscreen.disclaimer import DISCLAIMER
 from skinscreen.errors import SkinscreenError
 from skinscreen.web import assessment
 from skinscreen.web.schemas import ErrorResponse, Health, ModelFile, ModelInfo, SegmentResponse

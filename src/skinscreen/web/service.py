@@ -15,7 +15,7 @@ import time
 
 from fastapi import HTTPException
 
-from skinscreen import DISCLAIMER
+from skinscreen.disclaimer import DISCLAIMER
 from skinscreen.engine.bundle import Bundle
 from skinscreen.errors import BundleError, ImageError, PromptError, SkinscreenError
 from skinscreen.web import assessment, render

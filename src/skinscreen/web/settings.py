@@ -29,7 +29,7 @@ class WebSettings:
         engine: ``auto``/``onnxruntime``/``openvino`` (None: ``$SKINSCREEN_ENGINE`` or auto; see
             :mod:`skinscreen.engine.select`).
         box_check: the predictor's ``box_check`` (None: on when the model has one and its
-            bundle is built; :mod:`skinscreen.postprocess.box_check`).
+            bundle is built; :mod:`skinscreen.box_check`).
         commercial_only: run only weights whose licence allows commercial use (None:
             ``$SKINSCREEN_COMMERCIAL_ONLY``; :mod:`skinscreen.licences`).
         max_upload_bytes: uploads larger than this get HTTP 413.

@@ -44,7 +44,7 @@ export class OnDeviceModel {
     this.encoder = encoder;
     this.decoder = decoder;
     this.info = info;
-    // the box check (skinscreen.postprocess.box_check): {session, model, agreementMin} or null
+    // the box check (skinscreen.box_check): {session, model, agreementMin} or null
     this.check = check;
     this.queue = Promise.resolve(); // ORT sessions run one call at a time
   }

@@ -298,7 +298,7 @@ export function cropLogits(logits, t, lowResSize) {
 
 /**
  * Dice between the masks (logits > threshold) of two decoders over the photo's part of the
- * low-res frame: mask_agreement() in skinscreen/postprocess/box_check.py (1 when both are empty).
+ * low-res frame: mask_agreement() in skinscreen/box_check.py (1 when both are empty).
  */
 export function maskAgreement(logitsA, logitsB, t, lowResSize, threshold) {
   const a = cropLogits(logitsA, t, lowResSize);
