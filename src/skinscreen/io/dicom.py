@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,9 @@ def read_dataset(src: str | os.PathLike | bytes, *, stop_before_pixels: bool = F
     name = str(src) if isinstance(src, (str, os.PathLike)) else f"<{len(src)} bytes>"
     fp = src if isinstance(src, (str, os.PathLike)) else io.BytesIO(bytes(src))
     try:
-        return pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels)
+        with warnings.catch_warnings():  # pydicom's notes on odd files are not for the user
+            warnings.simplefilter("ignore", UserWarning)
+            return pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels)
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
     except Exception as e:  # pydicom raises InvalidDicomError, EOFError, ValueError, ...

@@ -20,6 +20,17 @@ from skinscreen import DISCLAIMER, __version__
 #: Code system of the feature codes (a URN: no web page is implied or called).
 FEATURE_SYSTEM = "urn:skinscreen:lesion-feature"
 SNOMED = "http://snomed.info/sct"
+#: R4 ObservationStatus (a required binding)
+OBSERVATION_STATUS = (
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
 UCUM = "http://unitsofmeasure.org"
 
 # (code, display, report key, UCUM unit) for quantities; None values are left out
@@ -193,3 +204,9 @@ def validate(doc: dict) -> None:
         Observation.model_validate(doc)
     except Exception as e:
         raise SkinscreenError(f"FHIR Observation does not validate: {e}") from None
+    # the models check types and cardinalities, not the required value set of status
+    if doc.get("status") not in OBSERVATION_STATUS:
+        raise SkinscreenError(
+            f"FHIR Observation does not validate: status {doc.get('status')!r} is not one of "
+            f"{', '.join(OBSERVATION_STATUS)}"
+        )
