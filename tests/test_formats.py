@@ -272,7 +272,11 @@ def test_assess_dicom_reports_mm_without_a_flag(tmp_path, sample_pairs, samples)
         "--body-site", "left forearm", "--identifiers", "--threads", "2",
     )  # fmt: skip
     assert a.returncode == 0, a.stderr
-    b = run("assess", str(img), "--box", box, "--mm-per-pixel", str(SPACING), "--json")
+    # the JPEG, measured on the same outline (no second model run) with the flag
+    b = run(
+        "assess", str(img), "--mask", str(out / f"{stem}_mask.png"), "--mm-per-pixel",
+        str(SPACING), "--json",
+    )  # fmt: skip
     assert b.returncode == 0, b.stderr
     da, db = json.loads(a.stdout), json.loads(b.stdout)
     assert da["scale"] == {"mm_per_pixel": SPACING, "source": "dicom"}
@@ -291,6 +295,9 @@ def test_assess_dicom_reports_mm_without_a_flag(tmp_path, sample_pairs, samples)
     ref = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0]
     assert ref.ReferencedSOPInstanceUID == src.SOPInstanceUID
     assert seg.StudyInstanceUID == src.StudyInstanceUID and seg.PatientID == SECRET
+    algo = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert algo.AlgorithmName == "litemedsam"
+    assert "weights_sha256=" in algo.AlgorithmParameters and "variant=" in algo.AlgorithmParameters
     got = dicom_seg.read_segment((out / f"{stem}_seg.dcm").read_bytes())
     assert np.array_equal(got, load_mask(out / f"{stem}_mask.png"))
     assert dciodvfy_errors(out / f"{stem}_seg.dcm") == []

@@ -57,6 +57,13 @@ class Outline:
     mm_per_pixel: float | None = None
 
 
+def _weights_sha(model: str | None) -> str | None:
+    from skinscreen.spec import REGISTRY
+
+    spec = REGISTRY.get(model or "")
+    return None if spec is None else spec.checkpoint.sha256
+
+
 def output_files(
     formats: tuple[str, ...],
     out_dir: Path,
@@ -86,7 +93,7 @@ def output_files(
                 o.photo, mm_per_pixel=o.mm_per_pixel, description=f"photo {o.source_path.name}"
             )
             files[out_dir / f"{stem}_source.dcm"] = dicom_seg.to_bytes(source)
-        alg = dicom_seg.Algorithm(o.model, variant=o.variant)
+        alg = dicom_seg.Algorithm(o.model, variant=o.variant, weights_sha256=_weights_sha(o.model))
         if "dicom-seg" in formats:
             seg = dicom_seg.segmentation(source, o.mask, fractional=False, algorithm=alg)
             files[out_dir / f"{stem}_seg.dcm"] = dicom_seg.to_bytes(seg)

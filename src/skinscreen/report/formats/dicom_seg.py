@@ -23,12 +23,14 @@ MANUFACTURER = "skinscreen"
 
 @dataclass(frozen=True)
 class Algorithm:
-    """Who drew the outline: a model (``name``, ``version``, ``variant``) or, with ``name`` None,
-    a mask the user supplied (``MANUAL`` in the SEG)."""
+    """Who drew the outline: a model (``name``; ``version``: skinscreen's; ``variant``: the
+    bundle variant; ``weights_sha256``: the model's checkpoint) or, with ``name`` None, a mask the
+    user supplied (``MANUAL`` in the SEG)."""
 
     name: str | None = None
     version: str = __version__
     variant: str | None = None
+    weights_sha256: str | None = None
 
 
 def _hd():
@@ -89,7 +91,14 @@ def segmentation(
     from pydicom.sr.codedict import codes
 
     if algorithm.name is not None:
-        params = {"variant": algorithm.variant} if algorithm.variant else None
+        params = {
+            k: v
+            for k, v in (
+                ("variant", algorithm.variant),
+                ("weights_sha256", algorithm.weights_sha256),
+            )
+            if v
+        } or None
         alg_id = hd.AlgorithmIdentificationSequence(
             name=algorithm.name,
             family=codes.cid7162.ArtificialIntelligence,
