@@ -15,7 +15,9 @@ Nothing here logs or prints: patient and study identifiers are returned only by
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -37,6 +39,23 @@ IDENTIFIER_KEYWORDS = {
     "StudyID": "study_id",
     "StudyDate": "study_date",
 }
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence pydicom's and highdicom's warnings and log records for the block: they can quote
+    attribute values (a malformed patient name, a date), and identifiers are never logged."""
+    loggers = [logging.getLogger(n) for n in ("pydicom", "highdicom")]
+    before = [lg.disabled for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.disabled = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, was in zip(loggers, before, strict=True):
+            lg.disabled = was
 
 
 def _read_head(src: str | os.PathLike | bytes | bytearray | memoryview) -> bytes:
@@ -78,8 +97,7 @@ def read_dataset(src: str | os.PathLike | bytes, *, stop_before_pixels: bool = F
     name = str(src) if isinstance(src, (str, os.PathLike)) else f"<{len(src)} bytes>"
     fp = src if isinstance(src, (str, os.PathLike)) else io.BytesIO(bytes(src))
     try:
-        with warnings.catch_warnings():  # pydicom's notes on odd files are not for the user
-            warnings.simplefilter("ignore", UserWarning)
+        with quiet():
             return pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels)
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
@@ -147,7 +165,8 @@ def load_dicom_image(
         )
     _check_size(cols, rows, name, max_pixels)
     try:
-        arr = ds.pixel_array  # pydicom 3: YBR_* converted to RGB
+        with quiet():
+            arr = ds.pixel_array  # pydicom 3: YBR_* converted to RGB
     except Exception as e:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         ts = f"{getattr(syntax, 'name', syntax)}" if syntax else "unknown transfer syntax"
@@ -158,7 +177,9 @@ def load_dicom_image(
         raise ImageError(
             f"{name}: cannot decode the DICOM pixel data ({ts}: {why}): {type(e).__name__}: {e}"
         ) from None
-    return _from_array(_to_uint8_rgb(np.asarray(arr), ds), name, max_pixels)
+    with quiet():
+        rgb = _to_uint8_rgb(np.asarray(arr), ds)
+    return _from_array(rgb, name, max_pixels)
 
 
 def _spacing_of(ds) -> tuple[float, float] | None:
@@ -192,7 +213,8 @@ def dicom_mm_per_pixel(src: str | os.PathLike | bytes) -> float | None:
         ds = read_dataset(src, stop_before_pixels=True)
     except ImageError:
         return None
-    sp = _spacing_of(ds)
+    with quiet():
+        sp = _spacing_of(ds)
     if sp is None:
         return None
     r, c = sp
@@ -208,8 +230,9 @@ def dicom_identifiers(src: str | os.PathLike | bytes) -> dict[str, str] | None:
         return None
     ds = read_dataset(src, stop_before_pixels=True)
     out = {}
-    for kw, key in IDENTIFIER_KEYWORDS.items():
-        v = getattr(ds, kw, None)
-        if v not in (None, ""):
-            out[key] = str(v)
+    with quiet():
+        for kw, key in IDENTIFIER_KEYWORDS.items():
+            v = getattr(ds, kw, None)
+            if v not in (None, ""):
+                out[key] = str(v)
     return out

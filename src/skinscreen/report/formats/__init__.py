@@ -64,6 +64,30 @@ def _weights_sha(model: str | None) -> str | None:
     return None if spec is None else spec.checkpoint.sha256
 
 
+def _dicom_files(formats: tuple[str, ...], out_dir: Path, stem: str, o: Outline) -> dict:
+    from skinscreen.io import dicom
+    from skinscreen.report.formats import dicom_seg
+
+    files: dict[Path, bytes] = {}
+    if dicom.is_dicom(o.source_path):
+        source = dicom.read_dataset(o.source_path)
+    else:
+        source = dicom_seg.secondary_capture(
+            o.photo, mm_per_pixel=o.mm_per_pixel, description=f"photo {o.source_path.name}"
+        )
+        files[out_dir / f"{stem}_source.dcm"] = dicom_seg.to_bytes(source)
+    alg = dicom_seg.Algorithm(o.model, variant=o.variant, weights_sha256=_weights_sha(o.model))
+    if "dicom-seg" in formats:
+        seg = dicom_seg.segmentation(source, o.mask, fractional=False, algorithm=alg)
+        files[out_dir / f"{stem}_seg.dcm"] = dicom_seg.to_bytes(seg)
+    if "dicom-seg-fractional" in formats:
+        seg = dicom_seg.segmentation(
+            source, o.probability, fractional=True, algorithm=alg, series_number=101
+        )
+        files[out_dir / f"{stem}_prob_seg.dcm"] = dicom_seg.to_bytes(seg)
+    return files
+
+
 def output_files(
     formats: tuple[str, ...],
     out_dir: Path,
@@ -84,29 +108,22 @@ def output_files(
     o = outline
     if "dicom-seg" in formats or "dicom-seg-fractional" in formats:
         from skinscreen.io import dicom
-        from skinscreen.report.formats import dicom_seg
 
-        if dicom.is_dicom(o.source_path):
-            source = dicom.read_dataset(o.source_path)
-        else:
-            source = dicom_seg.secondary_capture(
-                o.photo, mm_per_pixel=o.mm_per_pixel, description=f"photo {o.source_path.name}"
+        if "dicom-seg-fractional" in formats and o.probability is None:
+            raise SkinscreenError(
+                "dicom-seg-fractional needs the model's probability map: a supplied --mask "
+                "has none (use dicom-seg)"
             )
-            files[out_dir / f"{stem}_source.dcm"] = dicom_seg.to_bytes(source)
-        alg = dicom_seg.Algorithm(o.model, variant=o.variant, weights_sha256=_weights_sha(o.model))
-        if "dicom-seg" in formats:
-            seg = dicom_seg.segmentation(source, o.mask, fractional=False, algorithm=alg)
-            files[out_dir / f"{stem}_seg.dcm"] = dicom_seg.to_bytes(seg)
-        if "dicom-seg-fractional" in formats:
-            if o.probability is None:
-                raise SkinscreenError(
-                    "dicom-seg-fractional needs the model's probability map: a supplied --mask "
-                    "has none (use dicom-seg)"
-                )
-            seg = dicom_seg.segmentation(
-                source, o.probability, fractional=True, algorithm=alg, series_number=101
-            )
-            files[out_dir / f"{stem}_prob_seg.dcm"] = dicom_seg.to_bytes(seg)
+        try:
+            with dicom.quiet():  # highdicom copies the patient module: nothing of it is logged
+                files.update(_dicom_files(formats, out_dir, stem, o))
+        except SkinscreenError:
+            raise
+        except Exception as e:  # highdicom refuses a source it cannot reference
+            raise SkinscreenError(
+                f"cannot write a DICOM SEG for {o.source_path.name} ({type(e).__name__}: {e}); "
+                "the other formats (png, coco, geojson) need no DICOM source"
+            ) from None
     if "coco" in formats:
         from skinscreen.report.formats import coco
 
