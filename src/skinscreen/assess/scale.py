@@ -47,9 +47,15 @@ class Scale:
 
 
 def resolve_scale(
-    mm_per_pixel: float | None, dermoscope: str | None, size_hw: tuple[int, int]
+    mm_per_pixel: float | None,
+    dermoscope: str | None,
+    size_hw: tuple[int, int],
+    *,
+    file_mm_per_pixel: float | None = None,
 ) -> Scale:
-    """Scale for a photo of ``size_hw`` = (H, W) from ``--mm-per-pixel`` or ``--dermoscope``.
+    """Scale for a photo of ``size_hw`` = (H, W) from ``--mm-per-pixel`` or ``--dermoscope``,
+    else from the file itself (``file_mm_per_pixel``: a DICOM's pixel spacing, from
+    :func:`skinscreen.io.dicom.dicom_mm_per_pixel`; source ``dicom``). The user's flags win.
 
     Raises:
         SkinscreenError: both given, a non-positive or non-finite value, or an unknown preset.
@@ -71,4 +77,6 @@ def resolve_scale(
                 f"{', '.join(DERMOSCOPE_PRESETS)} or give --mm-per-pixel"
             )
         return Scale(preset.field_mm / max(size_hw), f"dermoscope:{preset.name}")
+    if file_mm_per_pixel is not None and math.isfinite(file_mm_per_pixel) and file_mm_per_pixel > 0:
+        return Scale(float(file_mm_per_pixel), "dicom")
     return Scale()

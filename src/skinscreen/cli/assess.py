@@ -19,6 +19,7 @@ from skinscreen.cli.common import (
     report_failures,
     tta_option,
 )
+from skinscreen.cli.outputs import format_option, identifiers_option
 
 
 def _mask_for(mask_arg: Path, image_path: Path, many: bool) -> Path:
@@ -109,6 +110,15 @@ def _summary(report) -> str:
     help="Write the JSON, HTML report, mask and pictures here (and features.csv for a batch).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report(s) on stdout.")
+@format_option(("png", "dicom-seg", "dicom-seg-fractional", "coco", "geojson", "fhir"))
+@click.option(
+    "--body-site",
+    default=None,
+    metavar="SITE",
+    help="Where the lesion is, for the FHIR Observation's bodySite: free text ('left forearm') "
+    "or a SNOMED CT body structure as SCT:<code>[:<text>].",
+)
+@identifiers_option
 @model_options
 @tta_option
 def command(
@@ -122,6 +132,9 @@ def command(
     color_constancy,
     out_dir,
     as_json,
+    formats,
+    body_site,
+    identifiers,
     model,
     variant,
     bundle_dir,
@@ -136,9 +149,11 @@ def command(
     from skinscreen.assess.scale import DERMOSCOPE_PRESETS, resolve_scale
     from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.errors import SkinscreenError
+    from skinscreen.io.dicom import dicom_identifiers, dicom_mm_per_pixel
     from skinscreen.io.image import load_image, load_mask
     from skinscreen.io.write import png_bytes, write_files_atomic
     from skinscreen.report.build import assess_image, flat_row, segment_and_assess
+    from skinscreen.report.formats import Outline, output_files
     from skinscreen.report.html import render_html, report_pictures
 
     if box is not None and auto:
@@ -193,7 +208,12 @@ def command(
                 a = assess_image(
                     photo,
                     mask,
-                    scale=resolve_scale(mm_per_pixel, dermoscope, photo.shape[:2]),
+                    scale=resolve_scale(
+                        mm_per_pixel,
+                        dermoscope,
+                        photo.shape[:2],
+                        file_mm_per_pixel=dicom_mm_per_pixel(path),
+                    ),
                     color_constancy=color_constancy,
                     image_name=path.name,
                     jpeg_quality=jpeg_quality_estimate(path),
@@ -205,10 +225,33 @@ def command(
                 files = {
                     out_dir / f"{stem}.json": report.model_dump_json(indent=2).encode(),
                     out_dir / f"{stem}.html": render_html(report, pics).encode("utf-8"),
-                    out_dir / f"{stem}_mask.png": png_bytes(a.props.mask),
                 }
+                if "png" in formats:
+                    files[out_dir / f"{stem}_mask.png"] = png_bytes(a.props.mask)
                 for name, (pic, _) in pics.items():
                     files[out_dir / f"{stem}_{name}.png"] = png_bytes(pic)
+                seg = report.segmentation
+                outline = Outline(
+                    photo=a.photo,
+                    mask=a.props.mask,
+                    source_path=path,
+                    probability=a.probability,
+                    model=seg.model,
+                    variant=seg.variant,
+                    score=seg.iou_prediction,
+                    mm_per_pixel=report.scale.mm_per_pixel,
+                )
+                files.update(
+                    output_files(
+                        formats,
+                        out_dir,
+                        stem,
+                        outline,
+                        report=report.model_dump(mode="json"),
+                        body_site=body_site,
+                        identifiers=dicom_identifiers(path) if identifiers else None,
+                    )
+                )
                 write_files_atomic(files)
             reports.append(report)
             rows.append(flat_row(report))

@@ -10,7 +10,7 @@ import click
 
 from skinscreen.errors import SkinscreenError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dcm"}
 
 
 def parse_box(value: str | None) -> list[float] | None:

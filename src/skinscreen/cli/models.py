@@ -9,8 +9,28 @@ import click
 
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-def command(as_json):
+@click.option(
+    "--card",
+    "card",
+    default=None,
+    metavar="NAME",
+    help="Print the model card of NAME (Markdown with YAML front matter, as model hubs use: "
+    "intended use, training data and licences, accuracy per data set and skin-tone group, "
+    "failure modes). Every bundle holds it as MODEL_CARD.md.",
+)
+def command(as_json, card):
     """List registered models, the bundles present, their sizes and parity figures."""
+    if card is not None:
+        from skinscreen.modelcard import render_card
+        from skinscreen.spec import REGISTRY
+
+        if card not in REGISTRY:
+            raise click.BadParameter(
+                f"unknown model '{card}': choose one of {', '.join(sorted(REGISTRY))}",
+                param_hint="--card",
+            )
+        click.echo(render_card(card), nl=False)
+        return
     from skinscreen import paths
     from skinscreen.engine.bundle import OPTIONAL_PARTS, list_bundles, read_manifest
     from skinscreen.spec import REGISTRY

@@ -17,6 +17,7 @@ from skinscreen.cli.common import (
     report_failures,
     tta_option,
 )
+from skinscreen.cli.outputs import format_option, identifiers_option
 
 
 @click.command(
@@ -47,14 +48,29 @@ from skinscreen.cli.common import (
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write <stem>_mask.png, <stem>_overlay.png and <stem>.json here.",
+    help="Write <stem>_mask.png, <stem>_overlay.png and <stem>.json here (and the --format files).",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON list of per-image results on stdout."
 )
+@format_option(("png", "dicom-seg", "dicom-seg-fractional", "coco", "geojson"))
+@identifiers_option
 @model_options
 @tta_option
-def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bundle_dir, threads):
+def command(
+    images,
+    box,
+    box_margin,
+    auto,
+    out_dir,
+    as_json,
+    formats,
+    identifiers,
+    model,
+    variant,
+    bundle_dir,
+    threads,
+):
     """Segment the lesion in each IMAGE (files or folders) with a box prompt or automatically.
 
     Writes, per image, a 0/255 mask PNG the size of the EXIF-upright photo, an overlay PNG
@@ -64,8 +80,10 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
     """
     from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.errors import SkinscreenError
+    from skinscreen.io.dicom import dicom_identifiers, dicom_mm_per_pixel
     from skinscreen.io.write import png_bytes, write_files_atomic
     from skinscreen.postprocess.overlay import draw_overlay
+    from skinscreen.report.formats import Outline, output_files
 
     if box is not None and auto:
         raise click.UsageError("give either --box or --auto, not both")
@@ -77,16 +95,30 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
             predictor.set_image(path)
             seg = predictor.predict(box=box, box_margin=box_margin)
             record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
+            ids = dicom_identifiers(path) if identifiers else None
+            if ids is not None:
+                record["dicom"] = ids
             if out_dir is not None:
                 stem = path.stem
                 overlay = draw_overlay(predictor.image, seg.mask, seg.polygon, box=seg.box)
-                write_files_atomic(
-                    {
-                        out_dir / f"{stem}_mask.png": png_bytes(seg.mask),
-                        out_dir / f"{stem}_overlay.png": png_bytes(overlay),
-                        out_dir / f"{stem}.json": json.dumps(record, indent=2).encode(),
-                    }
+                files = {
+                    out_dir / f"{stem}_overlay.png": png_bytes(overlay),
+                    out_dir / f"{stem}.json": json.dumps(record, indent=2).encode(),
+                }
+                if "png" in formats:
+                    files[out_dir / f"{stem}_mask.png"] = png_bytes(seg.mask)
+                outline = Outline(
+                    photo=predictor.image,
+                    mask=seg.mask,
+                    source_path=path,
+                    probability=seg.probability,
+                    model=seg.model,
+                    variant=seg.variant,
+                    score=seg.iou_prediction,
+                    mm_per_pixel=dicom_mm_per_pixel(path),
                 )
+                files.update(output_files(formats, out_dir, stem, outline))
+                write_files_atomic(files)
             results.append(record)
             if not as_json:
                 t = seg.timings_ms

@@ -32,6 +32,7 @@ from skinscreen.export.onnx_export import (
 )
 from skinscreen.export.reference import TorchReference, load_model
 from skinscreen.io.image import load_image, load_mask
+from skinscreen.modelcard import write_card
 from skinscreen.postprocess.mask import clean_mask
 from skinscreen.preprocess.transforms import box_from_mask, crop_and_resize_logits, preprocess
 from skinscreen.spec import ModelSpec, get_spec
@@ -365,6 +366,7 @@ def export_bundle(
         check_parity(rep)
         manifest = build_manifest(spec, tmp, rep, ckpt, ckpt_sha)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_card(tmp, spec.name)  # MODEL_CARD.md (skinscreen.modelcard)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -124,7 +124,8 @@ def load_image(src: ImageSource, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a photo into an upright ``(H, W, 3)`` uint8 RGB array.
 
     Args:
-        src: a path, encoded bytes, a ``PIL.Image`` or a numpy array (``(H, W)``, ``(H, W, 3)``
+        src: a path, encoded bytes (JPEG, PNG, TIFF, ... or DICOM: :mod:`skinscreen.io.dicom`),
+            a ``PIL.Image`` or a numpy array (``(H, W)``, ``(H, W, 3)``
             or ``(H, W, 4)``; uint8, uint16 or float in [0, 1]). Arrays are taken as already upright.
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
 
@@ -134,6 +135,11 @@ def load_image(src: ImageSource, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     name = _describe(src)
     if isinstance(src, np.ndarray):
         return _from_array(src, name, max_pixels)
+    if not isinstance(src, Image.Image):
+        from skinscreen.io import dicom  # DICOM photographs: pixels via pydicom
+
+        if dicom.is_dicom(src):
+            return dicom.load_dicom_image(src, max_pixels=max_pixels)
     im = src if isinstance(src, Image.Image) else _open(src, name)
     _check_size(im.width, im.height, name, max_pixels)
     try:

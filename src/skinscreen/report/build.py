@@ -301,6 +301,7 @@ def segment_and_assess(
     """
     from skinscreen.assess.quality import jpeg_quality_estimate
     from skinscreen.assess.scale import resolve_scale
+    from skinscreen.io.dicom import dicom_mm_per_pixel
 
     predictor.set_image(path)
     try:
@@ -315,7 +316,12 @@ def segment_and_assess(
             seg.mask,
             probability=seg.probability,
             segmentation=seg,
-            scale=resolve_scale(mm_per_pixel, dermoscope, photo.shape[:2]),
+            scale=resolve_scale(
+                mm_per_pixel,
+                dermoscope,
+                photo.shape[:2],
+                file_mm_per_pixel=dicom_mm_per_pixel(path),
+            ),
             color_constancy=color_constancy,
             image_name=Path(path).name,
             jpeg_quality=jpeg_quality_estimate(path),

@@ -299,9 +299,13 @@ def score_maps(
     (group ``all`` plus the values of ``groups``, e.g. the modality of each photo).
     """
     from skinscreen.auto.learned import regions_from_map
-    from skinscreen.evaluate.metrics import box_iou
     from skinscreen.predictor import ImageEncoding
-    from skinscreen.preprocess.transforms import box_from_mask, compute_transform, expand_box
+    from skinscreen.preprocess.transforms import (
+        box_from_mask,
+        box_iou,
+        compute_transform,
+        expand_box,
+    )
 
     rows: dict[float, list[tuple[str, float, float, float, bool]]] = {m: [] for m in margins}
     for i, prob in sorted(maps.items()):

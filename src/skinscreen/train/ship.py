@@ -19,6 +19,7 @@ import torch
 
 from skinscreen import paths
 from skinscreen.errors import BundleError
+from skinscreen.modelcard import write_card
 from skinscreen.spec import ModelSpec, get_spec
 from skinscreen.train.student import RepStudent, build_student
 
@@ -118,6 +119,7 @@ def export_student_bundle(
         manifest = B.build_manifest(spec, tmp, rep, wpath, file_sha256(wpath))
         manifest["student"] = {k: meta[k] for k in sorted(meta)}
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_card(tmp, spec.name)  # MODEL_CARD.md (skinscreen.modelcard)
         B._swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
