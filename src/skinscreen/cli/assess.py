@@ -56,6 +56,57 @@ def _summary(report) -> str:
     return "\n".join(lines)
 
 
+def assess_photo(
+    path: Path,
+    photo,
+    mask,
+    prob,
+    seg,
+    *,
+    mm_per_pixel: float | None = None,
+    dermoscope: str | None = None,
+    color_constancy: bool = False,
+    out_dir: Path | None = None,
+):
+    """Measure one photo's outline and, with ``out_dir``, write its ``<stem>.json``,
+    ``<stem>.html``, ``<stem>_mask.png`` and pictures all-or-nothing; returns ``(report, paths)``,
+    the files written (``skinscreen batch assess`` writes through this too). ``photo``: ``(H, W, 3)`` uint8,
+    ``mask``: ``(H, W)`` bool; ``prob`` and ``seg`` None when the mask was given."""
+    from skinscreen.assess.quality import jpeg_quality_estimate
+    from skinscreen.assess.scale import resolve_scale
+    from skinscreen.errors import SkinscreenError
+    from skinscreen.io.write import png_bytes, write_files_atomic
+    from skinscreen.report.build import assess_image
+    from skinscreen.report.html import render_html, report_pictures
+
+    if not mask.any():
+        raise SkinscreenError("no lesion found (empty outline): draw a box with --box X0,Y0,X1,Y1")
+    scale = resolve_scale(mm_per_pixel, dermoscope, photo.shape[:2])
+    a = assess_image(
+        photo,
+        mask,
+        probability=prob,
+        segmentation=seg,
+        scale=scale,
+        color_constancy=color_constancy,
+        image_name=path.name,
+        jpeg_quality=jpeg_quality_estimate(path),
+    )
+    report = a.report
+    if out_dir is not None:
+        pics = report_pictures(a)
+        stem = path.stem
+        files = {
+            out_dir / f"{stem}.json": report.model_dump_json(indent=2).encode(),
+            out_dir / f"{stem}.html": render_html(report, pics).encode("utf-8"),
+            out_dir / f"{stem}_mask.png": png_bytes(a.props.mask),
+        }
+        for name, (pic, _) in pics.items():
+            files[out_dir / f"{stem}_{name}.png"] = png_bytes(pic)
+        write_files_atomic(files)
+    return report, list(files) if out_dir is not None else []
+
+
 @click.command(
     "assess",
     epilog=(
@@ -133,13 +184,11 @@ def command(
     A screening aid, never a diagnosis.
     """
     from skinscreen import DISCLAIMER
-    from skinscreen.assess.quality import jpeg_quality_estimate
-    from skinscreen.assess.scale import DERMOSCOPE_PRESETS, resolve_scale
+    from skinscreen.assess.scale import DERMOSCOPE_PRESETS
     from skinscreen.errors import SkinscreenError
     from skinscreen.io.image import load_image, load_mask
-    from skinscreen.io.write import png_bytes, write_files_atomic
-    from skinscreen.report.build import assess_image, flat_row
-    from skinscreen.report.html import render_html, report_pictures
+    from skinscreen.io.write import write_files_atomic
+    from skinscreen.report.build import flat_row
 
     if box is not None and auto:
         raise click.UsageError("give either --box or --auto, not both")
@@ -183,33 +232,17 @@ def command(
                         f"mask is {mask.shape[1]}x{mask.shape[0]} but the photo is "
                         f"{photo.shape[1]}x{photo.shape[0]}: give a mask of the photo's size"
                     )
-            if not mask.any():
-                raise SkinscreenError(
-                    "no lesion found (empty outline): draw a box with --box X0,Y0,X1,Y1"
-                )
-            scale = resolve_scale(mm_per_pixel, dermoscope, photo.shape[:2])
-            a = assess_image(
+            report, _ = assess_photo(
+                path,
                 photo,
                 mask,
-                probability=prob,
-                segmentation=seg,
-                scale=scale,
+                prob,
+                seg,
+                mm_per_pixel=mm_per_pixel,
+                dermoscope=dermoscope,
                 color_constancy=color_constancy,
-                image_name=path.name,
-                jpeg_quality=jpeg_quality_estimate(path),
+                out_dir=out_dir,
             )
-            report = a.report
-            if out_dir is not None:
-                pics = report_pictures(a)
-                stem = path.stem
-                files = {
-                    out_dir / f"{stem}.json": report.model_dump_json(indent=2).encode(),
-                    out_dir / f"{stem}.html": render_html(report, pics).encode("utf-8"),
-                    out_dir / f"{stem}_mask.png": png_bytes(a.props.mask),
-                }
-                for name, (pic, _) in pics.items():
-                    files[out_dir / f"{stem}_{name}.png"] = png_bytes(pic)
-                write_files_atomic(files)
             reports.append(report)
             rows.append(flat_row(report))
             if not as_json and not many:

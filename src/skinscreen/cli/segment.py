@@ -19,6 +19,31 @@ from skinscreen.cli.common import (
 )
 
 
+def segment_photo(predictor, path: Path, *, box=None, box_margin=None, out_dir: Path | None = None):
+    """Segment one photo and, with ``out_dir``, write its ``<stem>_mask.png``,
+    ``<stem>_overlay.png`` and ``<stem>.json`` all-or-nothing. Returns ``(record, seg)``: the
+    JSON record and the :class:`~skinscreen.predictor.Segmentation`. The caller resets the
+    predictor's image (``skinscreen batch segment`` writes through this too)."""
+    from skinscreen import DISCLAIMER
+    from skinscreen.io.write import png_bytes, write_files_atomic
+    from skinscreen.postprocess.overlay import draw_overlay
+
+    predictor.set_image(path)
+    seg = predictor.predict(box=box, box_margin=box_margin)
+    record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
+    if out_dir is not None:
+        stem = path.stem
+        overlay = draw_overlay(predictor.image, seg.mask, seg.polygon, box=seg.box)
+        write_files_atomic(
+            {
+                out_dir / f"{stem}_mask.png": png_bytes(seg.mask),
+                out_dir / f"{stem}_overlay.png": png_bytes(overlay),
+                out_dir / f"{stem}.json": json.dumps(record, indent=2).encode(),
+            }
+        )
+    return record, seg
+
+
 @click.command(
     "segment",
     epilog=(
@@ -64,8 +89,6 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
     """
     from skinscreen import DISCLAIMER
     from skinscreen.errors import SkinscreenError
-    from skinscreen.io.write import png_bytes, write_files_atomic
-    from skinscreen.postprocess.overlay import draw_overlay
 
     if box is not None and auto:
         raise click.UsageError("give either --box or --auto, not both")
@@ -74,19 +97,9 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
     results, failures = [], []
     for path in progress(paths, "segment"):
         try:
-            predictor.set_image(path)
-            seg = predictor.predict(box=box, box_margin=box_margin)
-            record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
-            if out_dir is not None:
-                stem = path.stem
-                overlay = draw_overlay(predictor.image, seg.mask, seg.polygon, box=seg.box)
-                write_files_atomic(
-                    {
-                        out_dir / f"{stem}_mask.png": png_bytes(seg.mask),
-                        out_dir / f"{stem}_overlay.png": png_bytes(overlay),
-                        out_dir / f"{stem}.json": json.dumps(record, indent=2).encode(),
-                    }
-                )
+            record, seg = segment_photo(
+                predictor, path, box=box, box_margin=box_margin, out_dir=out_dir
+            )
             results.append(record)
             if not as_json:
                 t = seg.timings_ms
