@@ -73,9 +73,9 @@ def run_batch(
 ) -> dict:
     """Plan, run the photos still to do on Ray, write ``results.parquet`` and ``summary.json``;
     returns the summary."""
-    from skinscreen.batch.ray_run import import_ray, run
+    from skinscreen.batch.ray_run import import_ray, on_loopback, run
 
-    import_ray()  # fail before planning when Ray is absent
+    import_ray(local=on_loopback(address))  # fail before planning when Ray is absent
     p = plan(job, source, resume=resume, path_column=path_column)
     t0 = time.perf_counter()
     stats = run(

@@ -30,8 +30,26 @@ TASK_RETRIES = 3
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 
 
-def import_ray():
-    """``ray`` (with Ray Data), or a :class:`SkinscreenError` saying how to install it."""
+def on_loopback(address: str | None) -> bool:
+    """True for a local run (no address) or a cluster address on this machine's loopback."""
+    if address is None:
+        return True
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def import_ray(local: bool = True):
+    """``ray`` (with Ray Data), or a :class:`SkinscreenError` saying how to install it.
+
+    ``local``: Ray runs on this machine's loopback (a local Ray, or a cluster at 127.0.0.1):
+    then Ray is made to take 127.0.0.1 as this node's address
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read when ``ray`` is first imported), so every
+    server binds loopback only and a 127.0.0.1 cluster address is not rewritten to the
+    machine's interface address."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report to anyone
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # CPU only; quiets a warning
+    if local:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
         import ray.data  # noqa: F401
@@ -106,8 +124,9 @@ def _start_ray(ray, address: str | None, num_cpus: int, temp_dir: str | None) ->
     env = {k: os.environ[k] for k in ("SKINSCREEN_HOME", "SKINSCREEN_ENGINE") if k in os.environ}
     common = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
-        # loopback only: the node's address, every server, the object store
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # loopback only: the node's address, hence every server's (see import_ray); a
+        # RAY_ADDRESS in the environment is for --ray-address, not for a local run
+        os.environ.pop("RAY_ADDRESS", None)
         ray.init(
             num_cpus=num_cpus,
             _node_ip_address="127.0.0.1",
@@ -134,8 +153,7 @@ def run(
     record (ok or failed). ``workers``: actors (default: local, 1 per 2 CPUs; cluster, its CPUs
     / ``cpus_per_worker``); ``cpus_per_worker``: Ray CPUs reserved per actor (default: local,
     just under CPUs / workers so the read stage keeps a share; cluster, 1)."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report to anyone
-    ray = import_ray()
+    ray = import_ray(local=on_loopback(address))
     _quiet_ray_logs()
     stats = RunStats()
     if not todo:

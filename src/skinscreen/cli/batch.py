@@ -37,9 +37,10 @@ def _common(f: Callable) -> Callable:
             click.option(
                 "--ray-address",
                 default=None,
+                envvar="RAY_ADDRESS",
                 metavar="ADDR",
-                help="Join this Ray cluster (e.g. 10.0.0.5:6379 or ray://...); default: a local "
-                "Ray on 127.0.0.1 for this run only.",
+                help="Join this Ray cluster (e.g. 10.0.0.5:6379, or $RAY_ADDRESS); default: a "
+                "local Ray on 127.0.0.1 for this run only.",
             ),
             click.option(
                 "--workers",
