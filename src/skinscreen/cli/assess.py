@@ -57,6 +57,61 @@ def _summary(report) -> str:
     return "\n".join(lines)
 
 
+def write_assessment(
+    a,
+    path: Path,
+    out_dir: Path,
+    *,
+    formats: tuple[str, ...] = ("png",),
+    body_site: str | None = None,
+    identifiers: bool = False,
+) -> list[Path]:
+    """Write one photo's assessment ``a`` (:class:`~skinscreen.report.build.Assessment`) to
+    ``out_dir`` all-or-nothing: ``<stem>.json``, ``<stem>.html``, the pictures and the outline in
+    each of ``formats``; returns the paths written (``skinscreen batch assess`` writes through this
+    too)."""
+    from skinscreen.io.dicom import dicom_identifiers
+    from skinscreen.io.write import png_bytes, write_files_atomic
+    from skinscreen.report.formats import Outline, output_files
+    from skinscreen.report.html import render_html, report_pictures
+
+    report = a.report
+    pics = report_pictures(a)
+    stem = path.stem
+    files = {
+        out_dir / f"{stem}.json": report.model_dump_json(indent=2).encode(),
+        out_dir / f"{stem}.html": render_html(report, pics).encode("utf-8"),
+    }
+    if "png" in formats:
+        files[out_dir / f"{stem}_mask.png"] = png_bytes(a.props.mask)
+    for name, (pic, _) in pics.items():
+        files[out_dir / f"{stem}_{name}.png"] = png_bytes(pic)
+    seg = report.segmentation
+    outline = Outline(
+        photo=a.photo,
+        mask=a.props.mask,
+        source_path=path,
+        probability=a.probability,
+        model=seg.model,
+        variant=seg.variant,
+        score=seg.iou_prediction,
+        mm_per_pixel=report.scale.mm_per_pixel,
+    )
+    files.update(
+        output_files(
+            formats,
+            out_dir,
+            stem,
+            outline,
+            report=report.model_dump(mode="json"),
+            body_site=body_site,
+            identifiers=dicom_identifiers(path) if identifiers else None,
+        )
+    )
+    write_files_atomic(files)
+    return list(files)
+
+
 @click.command(
     "assess",
     epilog=(
@@ -149,12 +204,10 @@ def command(
     from skinscreen.assess.scale import DERMOSCOPE_PRESETS, resolve_scale
     from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.errors import SkinscreenError
-    from skinscreen.io.dicom import dicom_identifiers, dicom_mm_per_pixel
+    from skinscreen.io.dicom import dicom_mm_per_pixel
     from skinscreen.io.image import load_image, load_mask
-    from skinscreen.io.write import png_bytes, write_files_atomic
+    from skinscreen.io.write import write_files_atomic
     from skinscreen.report.build import assess_image, flat_row, segment_and_assess
-    from skinscreen.report.formats import Outline, output_files
-    from skinscreen.report.html import render_html, report_pictures
 
     if box is not None and auto:
         raise click.UsageError("give either --box or --auto, not both")
@@ -220,39 +273,14 @@ def command(
                 )
             report = a.report
             if out_dir is not None:
-                pics = report_pictures(a)
-                stem = path.stem
-                files = {
-                    out_dir / f"{stem}.json": report.model_dump_json(indent=2).encode(),
-                    out_dir / f"{stem}.html": render_html(report, pics).encode("utf-8"),
-                }
-                if "png" in formats:
-                    files[out_dir / f"{stem}_mask.png"] = png_bytes(a.props.mask)
-                for name, (pic, _) in pics.items():
-                    files[out_dir / f"{stem}_{name}.png"] = png_bytes(pic)
-                seg = report.segmentation
-                outline = Outline(
-                    photo=a.photo,
-                    mask=a.props.mask,
-                    source_path=path,
-                    probability=a.probability,
-                    model=seg.model,
-                    variant=seg.variant,
-                    score=seg.iou_prediction,
-                    mm_per_pixel=report.scale.mm_per_pixel,
+                write_assessment(
+                    a,
+                    path,
+                    out_dir,
+                    formats=formats,
+                    body_site=body_site,
+                    identifiers=identifiers,
                 )
-                files.update(
-                    output_files(
-                        formats,
-                        out_dir,
-                        stem,
-                        outline,
-                        report=report.model_dump(mode="json"),
-                        body_site=body_site,
-                        identifiers=dicom_identifiers(path) if identifiers else None,
-                    )
-                )
-                write_files_atomic(files)
             reports.append(report)
             rows.append(flat_row(report))
             if not as_json and not many:

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "skinscreen.cli.stream",
         "Segment and track a lesion through a video file or camera feed.",
     ),
+    "batch": ("skinscreen.cli.batch", "Segment, assess or evaluate a whole archive on Ray Data."),
     "bench": (
         "skinscreen.cli.bench",
         "Benchmark PyTorch, ONNX Runtime and every bundle variant on the same photos.",

@@ -20,6 +20,57 @@ from skinscreen.cli.common import (
 from skinscreen.cli.outputs import format_option, identifiers_option
 
 
+def segment_photo(
+    predictor,
+    path: Path,
+    *,
+    box=None,
+    box_margin=None,
+    out_dir: Path | None = None,
+    formats: tuple[str, ...] = ("png",),
+    identifiers: bool = False,
+):
+    """Segment one photo and, with ``out_dir``, write its ``<stem>_overlay.png``,
+    ``<stem>.json`` and the outline in each of ``formats`` (``<stem>_mask.png`` for png; see
+    :mod:`skinscreen.report.formats`) all-or-nothing. Returns ``(record, seg)``: the JSON record
+    and the :class:`~skinscreen.predictor.Segmentation`. The caller resets the predictor's image
+    (``skinscreen batch segment`` writes through this too)."""
+    from skinscreen.disclaimer import DISCLAIMER
+    from skinscreen.io.dicom import dicom_identifiers, dicom_mm_per_pixel
+    from skinscreen.io.write import png_bytes, write_files_atomic
+    from skinscreen.postprocess.overlay import draw_overlay
+    from skinscreen.report.formats import Outline, output_files
+
+    predictor.set_image(path)
+    seg = predictor.predict(box=box, box_margin=box_margin)
+    record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
+    ids = dicom_identifiers(path) if identifiers else None
+    if ids is not None:
+        record["dicom"] = ids
+    if out_dir is not None:
+        stem = path.stem
+        overlay = draw_overlay(predictor.image, seg.mask, seg.polygon, box=seg.box)
+        files = {
+            out_dir / f"{stem}_overlay.png": png_bytes(overlay),
+            out_dir / f"{stem}.json": json.dumps(record, indent=2).encode(),
+        }
+        if "png" in formats:
+            files[out_dir / f"{stem}_mask.png"] = png_bytes(seg.mask)
+        outline = Outline(
+            photo=predictor.image,
+            mask=seg.mask,
+            source_path=path,
+            probability=seg.probability,
+            model=seg.model,
+            variant=seg.variant,
+            score=seg.iou_prediction,
+            mm_per_pixel=dicom_mm_per_pixel(path),
+        )
+        files.update(output_files(formats, out_dir, stem, outline))
+        write_files_atomic(files)
+    return record, seg
+
+
 @click.command(
     "segment",
     epilog=(
@@ -80,10 +131,6 @@ def command(
     """
     from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.errors import SkinscreenError
-    from skinscreen.io.dicom import dicom_identifiers, dicom_mm_per_pixel
-    from skinscreen.io.write import png_bytes, write_files_atomic
-    from skinscreen.postprocess.overlay import draw_overlay
-    from skinscreen.report.formats import Outline, output_files
 
     if box is not None and auto:
         raise click.UsageError("give either --box or --auto, not both")
@@ -92,33 +139,15 @@ def command(
     results, failures = [], []
     for path in progress(paths, "segment"):
         try:
-            predictor.set_image(path)
-            seg = predictor.predict(box=box, box_margin=box_margin)
-            record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
-            ids = dicom_identifiers(path) if identifiers else None
-            if ids is not None:
-                record["dicom"] = ids
-            if out_dir is not None:
-                stem = path.stem
-                overlay = draw_overlay(predictor.image, seg.mask, seg.polygon, box=seg.box)
-                files = {
-                    out_dir / f"{stem}_overlay.png": png_bytes(overlay),
-                    out_dir / f"{stem}.json": json.dumps(record, indent=2).encode(),
-                }
-                if "png" in formats:
-                    files[out_dir / f"{stem}_mask.png"] = png_bytes(seg.mask)
-                outline = Outline(
-                    photo=predictor.image,
-                    mask=seg.mask,
-                    source_path=path,
-                    probability=seg.probability,
-                    model=seg.model,
-                    variant=seg.variant,
-                    score=seg.iou_prediction,
-                    mm_per_pixel=dicom_mm_per_pixel(path),
-                )
-                files.update(output_files(formats, out_dir, stem, outline))
-                write_files_atomic(files)
+            record, seg = segment_photo(
+                predictor,
+                path,
+                box=box,
+                box_margin=box_margin,
+                out_dir=out_dir,
+                formats=formats,
+                identifiers=identifiers,
+            )
             results.append(record)
             if not as_json:
                 t = seg.timings_ms
