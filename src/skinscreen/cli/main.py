@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "skinscreen.cli.assess",
         "Measure lesions (size, ABC features, skin tone, quality); heatmap and HTML report.",
     ),
+    "compare": ("skinscreen.cli.compare", "Compare the same lesion in two photos (visits)."),
     "serve": (
         "skinscreen.cli.serve",
         "Run the local web app (photo -> box -> outline; on-device mode).",
