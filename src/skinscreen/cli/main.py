@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "skinscreen.cli.export",
         "Build a model bundle (ONNX encoder/decoder + manifest) from PyTorch weights.",
     ),
+    "federate": (
+        "skinscreen.cli.federate",
+        "Federated fine-tuning of the mask decoder with Flower (server, client, simulate).",
+    ),
     "models": (
         "skinscreen.cli.models",
         "List model bundles present, their sizes and parity figures.",
