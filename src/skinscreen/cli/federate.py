@@ -54,6 +54,12 @@ def _training_options(f):
         click.option(
             "--resume", is_flag=True, help="Continue after the last checkpointed round in --out."
         ),
+        click.option(
+            "--evaluate/--no-evaluate",
+            default=True,
+            show_default=True,
+            help="Sites score every round's model on their held-out photos.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the provenance as JSON."),
     ]
     for o in reversed(opts):
@@ -115,6 +121,7 @@ def _server_settings(kw: dict):
         resume=kw["resume"],
         model=kw["model"],
         seed=kw["seed"],
+        evaluate=kw["evaluate"],
     )
 
 
@@ -250,6 +257,7 @@ def _run_config(s) -> dict:
         "resume": s.resume,
         "model": s.model,
         "seed": s.seed,
+        "evaluate": s.evaluate,
     }
 
 

@@ -81,6 +81,7 @@ class ServerSettings:
     resume: bool = False
     model: str = "litemedsam"
     seed: int = 0
+    evaluate: bool = True  # the sites score each round's model on their held-out photos
     sites: list = field(default_factory=list)  # site labels for the provenance (simulation)
     dp_epsilon: float = 0.0  # the sites' DP settings, for the provenance (simulation)
     dp_delta: float = 0.0
@@ -297,7 +298,7 @@ def build_strategy(s: ServerSettings, record: list):
 
     common = dict(
         fraction_train=1.0,
-        fraction_evaluate=1.0,
+        fraction_evaluate=1.0 if s.evaluate else 0.0,
         min_train_nodes=s.min_clients,
         min_evaluate_nodes=s.min_clients,
         min_available_nodes=s.min_clients,
