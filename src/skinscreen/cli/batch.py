@@ -97,8 +97,8 @@ def _job(verb: str, out_dir: Path, model, variant, bundle_dir, threads, **extra)
 
 
 def _go(job, source, out_dir, ray_address, workers, cpus_per_worker, resume, path_column, as_json):
-    from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.batch.driver import run_batch
+    from skinscreen.disclaimer import DISCLAIMER
 
     s = run_batch(
         job,

@@ -81,10 +81,10 @@ def command(
 
     A screening aid, never a diagnosis.
     """
-    from skinscreen import DISCLAIMER
     from skinscreen.assess.scale import Scale, resolve_scale
     from skinscreen.compare.change import compare_photos
     from skinscreen.compare.html import change_pictures, render_change_html
+    from skinscreen.disclaimer import DISCLAIMER
     from skinscreen.io.image import load_image
     from skinscreen.io.write import png_bytes, write_files_atomic
 

@@ -59,6 +59,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "skinscreen.cli.cases",
         "Keep lesions and their visits over time in a local file (opt-in case history).",
     ),
+    "federate": (
+        "skinscreen.cli.federate",
+        "Federated fine-tuning of the mask decoder with Flower (server, client, simulate).",
+    ),
     "models": (
         "skinscreen.cli.models",
         "List model bundles present, their sizes and parity figures.",

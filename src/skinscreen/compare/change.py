@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from skinscreen import DISCLAIMER, __version__
+from skinscreen._version import __version__
 from skinscreen.assess.features import LesionProperties
 from skinscreen.assess.scale import Scale
 from skinscreen.compare.noise import NoiseFloor, default_noise_floor
@@ -34,6 +34,7 @@ from skinscreen.compare.schema import (
     RegistrationInfo,
     ScaleSource,
 )
+from skinscreen.disclaimer import DISCLAIMER
 from skinscreen.errors import SkinscreenError
 from skinscreen.report.build import Assessment, assess_image
 

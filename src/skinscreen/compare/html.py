@@ -10,7 +10,7 @@ from importlib import resources
 import cv2
 import numpy as np
 
-from skinscreen import __version__
+from skinscreen._version import __version__
 from skinscreen.report.html import _data_uri, _fmt, _section
 from skinscreen.report.overlays import _contours, _legend, _thickness, lesion_view
 
