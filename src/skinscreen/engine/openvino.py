@@ -50,6 +50,9 @@ def core():
         import openvino as ov
     except ImportError:
         raise MissingExtraError("fast", "the OpenVINO engine") from None
+    from skinscreen._offline import quiet_openvino_telemetry
+
+    quiet_openvino_telemetry()
     return ov.Core()
 
 
