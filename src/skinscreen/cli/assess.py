@@ -171,7 +171,7 @@ def command(
     for path in progress(paths, "assess"):
         try:
             if predictor is not None:
-                predictor.set_image(path)
+                predictor.set_image(path, box=box)
                 seg = predictor.predict(box=box, box_margin=box_margin)
                 photo, mask, prob = predictor.image, seg.mask, seg.probability
             else:

@@ -74,7 +74,7 @@ def command(images, box, box_margin, auto, out_dir, as_json, model, variant, bun
     results, failures = [], []
     for path in progress(paths, "segment"):
         try:
-            predictor.set_image(path)
+            predictor.set_image(path, box=box)
             seg = predictor.predict(box=box, box_margin=box_margin)
             record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
             if out_dir is not None:
