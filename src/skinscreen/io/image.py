@@ -113,6 +113,7 @@ def _open(src: ImageSource, name: str) -> Image.Image:
             raise ImageError(f"{name}: no image data (0 bytes)")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "corrupt EXIF"...: refused or harmless
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
@@ -206,6 +207,7 @@ def load_image(src: ImageSource, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     _check_header(im, name, max_pixels)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "corrupt EXIF"...: refused or harmless
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im.load()
             im = ImageOps.exif_transpose(im)
@@ -233,9 +235,13 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a mask image (any mode) as ``(H, W)`` bool: values >= 128 are foreground."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "corrupt EXIF"...: refused or harmless
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=FORMATS) as im:
                 _check_header(im, str(path), MAX_PIXELS)
+                im.load()
+                if im.mode == "F" and not np.isfinite(np.asarray(im)).all():
+                    raise ImageError(f"{path}: mask contains NaN or infinite values")
                 a = np.asarray(im.convert("L"))
     except ImageError:
         raise
