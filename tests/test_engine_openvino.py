@@ -368,11 +368,28 @@ def test_compiled_model_cache_stays_under_skinscreen_home(ov_bundle, tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         areas.append(int(r.stdout))
     assert areas[0] == areas[1] > 0
-    blobs = list((home / "openvino-cache").iterdir())
+    from skinscreen.engine.openvino import CACHE_RECORD
+
+    graphs = list((home / "openvino-cache").iterdir())
     # one compiled graph per file the predictor runs: encoder and decoder (the re-prompt pair
-    # is loaded only with reprompt=True)
-    assert len(blobs) == 2 and all(b.suffix == ".blob" for b in blobs)
+    # is loaded only with reprompt=True), each in its folder with its sha256 record
+    assert len(graphs) == 2 and all((g / CACHE_RECORD).is_file() for g in graphs)
+    assert all(len(list(g.glob("*.blob"))) == 1 for g in graphs)
     assert {p.name for p in home.iterdir()} == {"openvino-cache"}  # nothing else written
+    # a corrupted compiled graph is a clear error, never a silent (empty) result
+    blob = next(graphs[0].glob("*.blob"))
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert r.returncode != 0 and "failed its sha256 check" in r.stderr, r.stderr[-2000:]
+    shutil.rmtree(graphs[0])  # what the error says to do: the graph is rebuilt
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert r.returncode == 0 and int(r.stdout) == areas[0], r.stderr[-2000:]
     env["SKINSCREEN_OPENVINO_CACHE"] = "0"
     shutil.rmtree(home)
     r = subprocess.run(

@@ -6,6 +6,8 @@ Heavy modules are imported lazily so that ``import skinscreen`` and ``skinscreen
 instant. The runtime path (predictor, engine, post-processing) never imports torch.
 """
 
+# first: telemetry opt-outs must be in os.environ before any dependency is imported
+import skinscreen._offline  # noqa: F401  (isort: skip)
 from skinscreen._version import __version__
 from skinscreen.disclaimer import DISCLAIMER
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skinscreen.errors import BundleError, SkinscreenError
+from skinscreen.errors import SkinscreenError
 
 #: ``Segmentation.box_check["decoder"]`` values.
 DECODER_DEFAULT = "default"
@@ -159,18 +159,20 @@ def open_box_checker(
     root = Path(check_root) if check_root is not None else Path(paths.bundle_dir(model))
     if want is None and not (root / MANIFEST).is_file():
         return None
-    try:
-        check_bundle = open_bundle(
-            model,
-            root=None if check_root is None else root,
-            variant=bundle.variant,
-            build_if_missing=bool(want),
-            verify=False,
-        )
-    except BundleError:
-        if want:
-            raise
-        return None
+    if want is None:
+        # the bundle is there: a malformed manifest is an error, never a silent "check off";
+        # only a bundle built without this variant turns the optional check off
+        from skinscreen.engine.bundle import read_manifest
+
+        if bundle.variant not in read_manifest(root)["variants"]:
+            return None
+    check_bundle = open_bundle(  # a broken bundle is an error, never a silent "check off"
+        model,
+        root=None if check_root is None else root,
+        variant=bundle.variant,
+        build_if_missing=bool(want),
+        verify=False,
+    )
     # only the decoder is loaded, so only it is hashed; a tampered or truncated file is an
     # error even when the check was not asked for (the bundle is there, but not what was built)
     verify_files(check_bundle.root, check_bundle.manifest, check_bundle.variant, ("decoder",))

@@ -251,9 +251,13 @@ class LesionPredictor:
         self._enc: ImageEncoding | None = None
 
     # -- image ---------------------------------------------------------------------------------
-    def encode(self, src: ImageSource) -> ImageEncoding:
+    def encode(self, src: ImageSource, *, box: object | None = None) -> ImageEncoding:
         """Load, preprocess and encode a photo without changing the predictor's state (and its
-        mirror images, as ``views``, when the predictor uses test-time flips)."""
+        mirror images, as ``views``, when the predictor uses test-time flips).
+
+        ``box``: the user box that will prompt it, checked against the photo's size once it is
+        read and before the encoder runs (a bad box costs no encoder run); None: not checked.
+        """
         t0 = time.perf_counter()
         image = (
             src
@@ -263,6 +267,8 @@ class LesionPredictor:
             and src.shape[2] == 3
             else load_image(src)
         )
+        if box is not None and not (isinstance(box, str) and box == "auto"):
+            validate_box(box, image.shape[:2])
         enc = self._encode_array(image, "", t0)
         enc.key = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()  # (not timed)
         if self.tta:
@@ -316,9 +322,11 @@ class LesionPredictor:
         run = getattr(self.engine, "prelude", None)
         return run(embedding) if run is not None else None
 
-    def set_image(self, src: ImageSource) -> ImageEncoding:
-        """Encode a photo (path, bytes, PIL image or array) and make it the current image."""
-        self._enc = self.encode(src)
+    def set_image(self, src: ImageSource, *, box: object | None = None) -> ImageEncoding:
+        """Encode a photo (path, bytes, PIL image or array) and make it the current image;
+        ``box``: the box that will prompt it, validated before the encoder runs."""
+        self._enc = None
+        self._enc = self.encode(src, box=box)
         return self._enc
 
     def set_encoding(self, enc: ImageEncoding) -> None:

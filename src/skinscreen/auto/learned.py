@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinscreen.errors import SkinscreenError
+from skinscreen.errors import BundleError, SkinscreenError
 from skinscreen.preprocess.transforms import InputTransform
 
 GRID = 64
@@ -47,6 +47,28 @@ class LearnedRegion:
     score: float
     peak: float
     area_frac: float
+
+
+#: sha256 of each shipped localiser file; a file that differs is refused (retraining it? put the
+#: new file's ``sha256sum`` here)
+LOCALISER_SHA256: dict[str, str] = {
+    "litemedsam-localiser.onnx": "6c6192a18a2ad75a5268ae355d63b2dbd8c400f878d837d6c071f213bd949842",
+    "litemedsam-localiser.json": "e0b060020cf1b64e170b96185dd57205b01cabeacb06eb717db72d89caf94074",
+}
+
+
+def _verified_asset(path: Path) -> None:
+    """Refuse a localiser file whose sha256 is not the pinned one (or that has no pin)."""
+    from skinscreen.engine.bundle import sha256_file
+
+    expected = LOCALISER_SHA256.get(path.name)
+    if expected is None:
+        raise BundleError(f"the localiser file {path} has no pinned sha256 in LOCALISER_SHA256")
+    if sha256_file(path) != expected:
+        raise BundleError(
+            f"the localiser file {path} failed its sha256 check (modified or corrupt): "
+            "reinstall skinscreen, or use a box (--box) instead of automatic mode"
+        )
 
 
 def _asset(name: str) -> Path:
@@ -128,15 +150,12 @@ def load_localiser(model: str = "litemedsam") -> LearnedLocaliser | None:
     meta_path = _asset(f"{model}-localiser.json")
     if not onnx_path.is_file():
         return None
-    import onnxruntime as ort
+    _verified_asset(onnx_path)
+    info: dict = {}
+    if meta_path.is_file():
+        _verified_asset(meta_path)
+        info = json.loads(meta_path.read_text())
+    from skinscreen.engine.onnx import default_threads, make_session
 
-    from skinscreen.engine.onnx import default_threads
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = default_threads()
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-    )
-    info = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    session = make_session(onnx_path, threads=default_threads())
     return LearnedLocaliser(model=model, session=session, info=info)

@@ -41,7 +41,7 @@ def segment_photo(
     from skinscreen.postprocess.overlay import draw_overlay
     from skinscreen.report.formats import Outline, output_files
 
-    predictor.set_image(path)
+    predictor.set_image(path, box=box)  # a bad box is refused before the encoder runs
     seg = predictor.predict(box=box, box_margin=box_margin)
     record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
     ids = dicom_identifiers(path) if identifiers else None

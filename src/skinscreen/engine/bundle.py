@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,21 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def bundle_path(root: str | Path, rel: object) -> Path:
+    """``root / rel`` for a path written in a manifest, refused unless it names a file inside
+    ``root``: relative, and no ``..`` that climbs out of the folder. (A symlink the user put in
+    the folder is followed; what it holds is still checked against the manifest's sha256.)"""
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
+        raise BundleError(f"bundle {root}: manifest file path {rel!r} is not a file name")
+    norm = os.path.normpath(rel)
+    if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep) or norm == ".":
+        raise BundleError(
+            f"bundle {root}: manifest path {rel!r} points outside the bundle folder; refusing it "
+            "(a bundle's files must live inside its folder)"
+        )
+    return Path(root) / norm
 
 
 def _rebuild_hint(model: str) -> str:
@@ -60,7 +76,7 @@ class Bundle:
 
     def file(self, part: str) -> Path:
         """Path of ``part`` (``"encoder"`` or ``"decoder"``) in the chosen variant."""
-        return self.root / self.variant_info["files"][part]["path"]
+        return bundle_path(self.root, self.variant_info["files"][part]["path"])
 
     def size_bytes(self, variant: str | None = None, *, optional: bool = True) -> int:
         """Bytes of a variant's files; ``optional=False`` leaves out :data:`OPTIONAL_PARTS` (what
@@ -81,8 +97,11 @@ def read_manifest(root: str | Path) -> dict:
         raise BundleError(f"no model bundle at {root} (missing {MANIFEST})")
     try:
         m = json.loads(p.read_text())
-        m["variants"][m["default_variant"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        if not isinstance(m, dict) or not isinstance(m["variants"][m["default_variant"]], dict):
+            raise TypeError("not a manifest object")
+        if not isinstance(m.get("preprocessing", {}), dict):
+            raise TypeError("preprocessing is not an object")
+    except (ValueError, KeyError, TypeError, OSError, RecursionError) as e:
         raise BundleError(
             f"{p} is malformed ({e}); rebuild the bundle with skinscreen export --force"
         ) from None
@@ -104,17 +123,26 @@ def verify_files(
     for part, info in manifest["variants"][variant]["files"].items():
         if parts is not None and part not in parts:
             continue
-        f = root / info["path"]
+        f = bundle_path(root, info.get("path") if isinstance(info, dict) else None)
+        try:
+            size, digest = int(info["bytes"]), str(info["sha256"])
+        except (KeyError, TypeError, ValueError):
+            raise BundleError(
+                f"bundle {root}: the manifest entry of {part} has no valid bytes/sha256, so it "
+                f"cannot be verified; {_rebuild_hint(model)}"
+            ) from None
         if not f.exists():
             raise BundleError(
                 f"bundle {root}: {part} file {info['path']} is missing; {_rebuild_hint(model)}"
             )
-        if f.is_file() and f.stat().st_size != int(info["bytes"]):
+        if f.is_dir():  # a package folder (Core ML .mlpackage): apps check it, we never load it
+            continue
+        if f.stat().st_size != size:
             raise BundleError(
                 f"bundle {root}: {info['path']} has {f.stat().st_size} bytes, manifest says "
-                f"{info['bytes']}: the file was modified or truncated; {_rebuild_hint(model)}"
+                f"{size}: the file was modified or truncated; {_rebuild_hint(model)}"
             )
-        if f.is_file() and sha256_file(f) != info["sha256"]:
+        if sha256_file(f) != digest:
             raise BundleError(
                 f"bundle {root}: sha256 mismatch for {info['path']}: the file was modified "
                 f"(tampered or corrupt); {_rebuild_hint(model)}"

@@ -38,6 +38,9 @@ def make_session(
     """
     import onnxruntime as ort
 
+    from skinscreen._offline import quiet_onnxruntime
+
+    quiet_onnxruntime(ort)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1

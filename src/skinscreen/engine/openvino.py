@@ -8,9 +8,11 @@ a bundle may use automatically is decided by the accuracy gate (``openvino-bf16`
 manifest, see :mod:`skinscreen.engine.select`).
 
 Compiled models are cached under ``$SKINSCREEN_HOME/openvino-cache`` (OpenVINO's ``CACHE_DIR``:
-compiled graphs keyed by the model file's path and the settings, never images; the newest
-:data:`CACHE_KEEP` are kept), which shortens the next process's start by ~0.6 s;
-``SKINSCREEN_OPENVINO_CACHE=0`` turns it off.
+compiled graphs, never images; the newest :data:`CACHE_KEEP` are kept), which shortens the next
+process's start by ~0.6 s; ``SKINSCREEN_OPENVINO_CACHE=0`` turns it off. Each graph gets its own
+folder, named after the graph file's sha256 (the bundle's hash), the precision, the threads and
+the OpenVINO version, with a record (:data:`CACHE_RECORD`) of the compiled blob's sha256: a blob
+that no longer matches its record (corrupt or modified) is a :class:`BundleError`, never loaded.
 
 Runtime path: never imports torch.
 """
@@ -19,7 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +39,7 @@ CACHE_ENV = "SKINSCREEN_OPENVINO_CACHE"
 # folders (or new thread counts) add blobs: keep the newest few (~6-25 MB each; four graphs per
 # bundle and setting with the re-prompt pair).
 CACHE_KEEP = 12
+CACHE_RECORD = "skinscreen-cache.json"
 
 
 def openvino_available() -> bool:
@@ -50,6 +56,9 @@ def core():
         import openvino as ov
     except ImportError:
         raise MissingExtraError("fast", "the OpenVINO engine") from None
+    from skinscreen._offline import quiet_openvino_telemetry
+
+    quiet_openvino_telemetry()
     return ov.Core()
 
 
@@ -87,23 +96,99 @@ def compile_config(precision: str, threads: int, cache: Path | None) -> dict:
     return cfg
 
 
+def cache_key(graph_sha256: str, precision: str, threads: int) -> str:
+    """Folder name of one compiled graph: hash of the graph's sha256 and the settings."""
+    text = f"{graph_sha256}|{precision}|{threads}|{openvino_version()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _blob_hashes(folder: Path) -> dict[str, str]:
+    from skinscreen.engine.bundle import sha256_file
+
+    return {p.name: sha256_file(p) for p in sorted(folder.glob("*.blob"))}
+
+
+def check_cache_entry(folder: Path, graph_sha256: str) -> bool:
+    """True when ``folder`` holds a recorded compiled graph that matches its record; False when
+    there is none yet (unrecorded blobs are removed: they were never checked). Raises
+    :class:`BundleError` when a recorded blob was modified."""
+    record = folder / CACHE_RECORD
+    if not record.is_file():
+        for blob in folder.glob("*.blob"):
+            with contextlib.suppress(OSError):
+                blob.unlink()
+        return False
+    hint = (
+        f"delete the folder ({folder}) to rebuild it, or run with {CACHE_ENV}=0 to skip the cache"
+    )
+    try:
+        info = json.loads(record.read_text())
+        blobs = dict(info["blobs"])
+        recorded_graph = str(info["graph_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BundleError(
+            f"OpenVINO compiled-model cache record {record} is unreadable; {hint}"
+        ) from None
+    if recorded_graph != graph_sha256:
+        raise BundleError(
+            f"OpenVINO compiled-model cache {folder} belongs to another graph; {hint}"
+        )
+    if not blobs or any(not (folder / name).is_file() for name in blobs):
+        with contextlib.suppress(OSError):
+            record.unlink()
+        return check_cache_entry(folder, graph_sha256)
+    if _blob_hashes(folder) != blobs:
+        raise BundleError(
+            f"OpenVINO compiled-model cache {folder} failed its sha256 check (the compiled graph "
+            f"is corrupt or was modified); {hint}"
+        )
+    return True
+
+
 def compile_graph(path: str | Path, precision: str, threads: int, cache: Path | None):
-    """``core().compile_model(path, "CPU", config)``; a cache directory that cannot be used
-    (read-only home, full disk) is dropped rather than failing."""
+    """``core().compile_model(path, "CPU", config)`` with a verified compiled-model cache.
+
+    The cache folder of the graph is :func:`cache_key`; a recorded blob is checked against its
+    sha256 before OpenVINO may load it (a mismatch is an error). A cache directory that cannot be
+    written (read-only home, full disk) is dropped rather than failing.
+    """
     if precision not in PRECISIONS:
         raise BundleError(
             f"unknown OpenVINO precision {precision!r}: choose {', '.join(PRECISIONS)}"
         )
     if cache is not None:
+        from skinscreen.engine.bundle import sha256_file
+
+        graph_sha = sha256_file(path)
+        folder = cache / cache_key(graph_sha, precision, threads)
         try:
-            cache.mkdir(parents=True, exist_ok=True)
-            compiled = core().compile_model(
-                str(path), "CPU", compile_config(precision, threads, cache)
-            )
-            prune_cache(cache)
-            return compiled
-        except (OSError, RuntimeError):
-            pass  # retried without the cache below; a broken model fails there with its message
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = None
+        if folder is not None:
+            recorded = check_cache_entry(folder, graph_sha)  # raises on a modified blob
+            try:
+                compiled = core().compile_model(
+                    str(path), "CPU", compile_config(precision, threads, folder)
+                )
+            except RuntimeError as e:
+                if recorded:
+                    raise BundleError(
+                        f"OpenVINO could not load its cached graph in {folder} "
+                        f"({str(e).splitlines()[0]}); delete that folder to rebuild it"
+                    ) from None
+                compiled = None  # retried without the cache below
+            if compiled is not None:
+                if not recorded:
+                    with contextlib.suppress(OSError):
+                        record = {"graph_sha256": graph_sha, "blobs": _blob_hashes(folder)}
+                        tmp = folder / (CACHE_RECORD + ".tmp")
+                        tmp.write_text(json.dumps(record, indent=1))
+                        os.replace(tmp, folder / CACHE_RECORD)
+                with contextlib.suppress(OSError):
+                    os.utime(folder)  # pruning keeps the most recently used graphs
+                prune_cache(cache)
+                return compiled
     try:
         return core().compile_model(str(path), "CPU", compile_config(precision, threads, None))
     except RuntimeError as e:
@@ -111,14 +196,25 @@ def compile_graph(path: str | Path, precision: str, threads: int, cache: Path | 
 
 
 def prune_cache(cache: Path, keep: int = CACHE_KEEP) -> None:
-    """Delete all but the ``keep`` newest ``*.blob`` files of ``cache`` (nothing else)."""
+    """Keep the ``keep`` newest compiled graphs of ``cache``: graph folders (those holding a
+    :data:`CACHE_RECORD` or blobs) and loose ``*.blob`` files of older versions; nothing else
+    is touched."""
     try:
-        blobs = sorted(cache.glob("*.blob"), key=lambda p: p.stat().st_mtime, reverse=True)
+        entries = [
+            p
+            for p in cache.iterdir()
+            if (p.is_file() and p.suffix == ".blob")
+            or (p.is_dir() and ((p / CACHE_RECORD).exists() or any(p.glob("*.blob"))))
+        ]
+        entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     except OSError:
         return
-    for old in blobs[keep:]:
+    for old in entries[keep:]:
         with contextlib.suppress(OSError):  # another process may have removed it already
-            old.unlink()
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
 
 
 class OpenVinoEngine:

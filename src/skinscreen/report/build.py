@@ -303,7 +303,7 @@ def segment_and_assess(
     from skinscreen.assess.scale import resolve_scale
     from skinscreen.io.dicom import dicom_mm_per_pixel
 
-    predictor.set_image(path)
+    predictor.set_image(path, box=box)  # a bad box is refused before the encoder runs
     try:
         seg = predictor.predict(box=box, box_margin=box_margin)
         if not seg.mask.any():
