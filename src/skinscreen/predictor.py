@@ -15,7 +15,12 @@ import numpy as np
 
 from skinscreen.engine.bundle import Bundle
 from skinscreen.engine.select import choice_for_bundle, make_engine, open_for_engine
-from skinscreen.errors import NoLesionFoundError, PromptError, SkinscreenError
+from skinscreen.errors import (
+    NoLesionFoundError,
+    PromptError,
+    SkinscreenError,
+    UnreliableOutlineError,
+)
 from skinscreen.io.image import ImageSource, load_image
 from skinscreen.postprocess.box_check import open_box_checker
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
@@ -88,6 +93,9 @@ class Segmentation:
     box_margin: float = 0.0
     box_check: dict | None = None  # BoxCheckResult.to_json_dict(); None: no check ran
     tta_views: int = 1  # outlines averaged: 1, or 4 with test-time flips
+    #: the outline-quality estimate (:mod:`skinscreen.outline_quality`): predicted_jaccard,
+    #: p_failure, check_outline, drivers, signals; None when not computed
+    outline_quality: dict | None = None
 
     def to_json_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays)."""
@@ -114,6 +122,8 @@ class Segmentation:
             d["box_check"] = self.box_check
         if self.tta_views > 1:
             d["tta_views"] = self.tta_views
+        if self.outline_quality is not None:
+            d["outline_quality"] = self.outline_quality
         return d
 
 
@@ -191,6 +201,15 @@ class LesionPredictor:
             runs per photo; mirroring the photo then no longer changes the outline. Measured on
             the 98 dev photos (docs/robustness.md): Dice 0.912 -> 0.918 with the expert's box.
             Off by default (a phone needs the single run).
+        quality: estimate every outline's quality (:mod:`skinscreen.outline_quality`: a
+            predicted Jaccard with an expert's outline and a calibrated probability that it is
+            a failure, ``Segmentation.outline_quality``) and, in automatic mode, choose among
+            the candidate boxes by it. Costs one check-decoder run and the localiser head per
+            outline (tens of ms). None (default): on when the model ships a quality model.
+        abstain: automatic mode only, with ``quality``: when the chosen outline's failure
+            probability reaches the model's operating point, ``predict()`` raises an
+            :class:`~skinscreen.errors.UnreliableOutlineError` ("no reliable outline, please
+            draw a box") instead of returning a likely failure. Default True.
     """
 
     def __init__(
@@ -205,6 +224,8 @@ class LesionPredictor:
         reprompt: bool = False,
         box_check: bool | None = None,
         tta: bool = False,
+        quality: bool | None = None,
+        abstain: bool = True,
     ):
         if bundle is None:
             bundle, choice = open_for_engine(model, root=bundle_dir, variant=variant, engine=engine)
@@ -218,6 +239,17 @@ class LesionPredictor:
             box_check = False  # interactive: off unless asked (it doubles the per-box cost)
         self.box_checker = open_box_checker(self.bundle, choice.engine, threads, box_check)
         self.tta = bool(tta)
+        self.quality_model = None
+        if quality is None or quality:
+            from skinscreen.outline_quality import load_quality_model
+
+            self.quality_model = load_quality_model(self.spec.name)
+            if quality and self.quality_model is None:
+                raise SkinscreenError(
+                    f"quality=True but the package ships no outline-quality model for "
+                    f"{self.spec.name!r}"
+                )
+        self.abstain = bool(abstain)
         self._enc: ImageEncoding | None = None
 
     # -- image ---------------------------------------------------------------------------------
@@ -336,6 +368,7 @@ class LesionPredictor:
         clean: bool = True,
         box_margin: float | None = None,
         box_check: bool | None = None,
+        abstain: bool | None = None,
     ) -> Segmentation:
         """Segment the current photo.
 
@@ -350,6 +383,9 @@ class LesionPredictor:
             box_check: None: run the box check on a drawn box when this predictor loaded one
                 (:attr:`box_checker`); False: not for this call (e.g. a tracker's machine-made
                 boxes); True: required (an error without a loaded check).
+            abstain: automatic mode with a quality model: raise
+                :class:`~skinscreen.errors.UnreliableOutlineError` instead of returning a
+                likely failure; None: the predictor's ``abstain``.
         """
         enc = self.encoding
         if box_check and self.box_checker is None:
@@ -358,23 +394,37 @@ class LesionPredictor:
                 "LesionPredictor(box_check=True) (litemedsam; its litemedsam-boxaug bundle is built "
                 "if missing)"
             )
-        auto_info = None
         t0 = time.perf_counter()
         if box is None:
-            box_orig, auto_info = self._auto_box()
-            source = auto_info.pop("box_source", "auto")
-            margin, box_used = 0.0, box_orig
-        else:
-            box_orig = validate_box(box, enc.image.shape[:2])
-            source = "user"
-            margin = validate_box_margin(self.box_margin if box_margin is None else box_margin)
-            box_used = expand_box(box_orig, margin, enc.image.shape[:2]) if margin else box_orig
+            return self._predict_auto(clean, t0, self.abstain if abstain is None else abstain)
+        box_orig = validate_box(box, enc.image.shape[:2])
+        margin = validate_box_margin(self.box_margin if box_margin is None else box_margin)
+        box_used = expand_box(box_orig, margin, enc.image.shape[:2]) if margin else box_orig
+        seg = self._segment(box_orig, box_used, margin, "user", box_check is not False, clean, t0)
+        if self.quality_model is not None:
+            self._add_quality(seg)
+        return seg
+
+    def _segment(
+        self,
+        box_orig: np.ndarray,
+        box_used: np.ndarray,
+        margin: float,
+        source: str,
+        check_box: bool,
+        clean: bool,
+        t0: float,
+        auto_info: dict | None = None,
+    ) -> Segmentation:
+        """Decode ``box_used`` (XYXY photo pixels) on the current photo (box check when
+        ``check_box`` and one is loaded; test-time views averaged) -> a Segmentation."""
+        enc = self.encoding
         t1 = time.perf_counter()
         box_model = enc.transform.apply_boxes(box_used)
         logits, iou = self.decode_logits(box_model)
         t_check = time.perf_counter()
         check = None
-        if box is not None and self.box_checker is not None and box_check is not False:
+        if check_box and self.box_checker is not None:
             logits, iou, check = self.box_checker.check(
                 enc.embedding, box_model, logits, iou, enc.transform, self.spec.mask_threshold
             )
@@ -386,7 +436,7 @@ class LesionPredictor:
             mask, prob, poly = self.postprocess(logits, clean=clean)
         t3 = time.perf_counter()
         timings = dict(enc.timings_ms)
-        if box is None:
+        if auto_info is not None:
             timings["auto"] = (t1 - t0) * 1e3
         timings["decoder"] = (t_check - t1) * 1e3
         if check is not None:
@@ -411,6 +461,54 @@ class LesionPredictor:
             box_check=None if check is None else check.to_json_dict(),
             tta_views=1 + len(enc.views),
         )
+
+    def _add_quality(self, seg: Segmentation, rank: int = 0) -> None:
+        """Attach the outline-quality estimate to ``seg`` (timed as ``outline_quality``)."""
+        from skinscreen.outline_quality import outline_signals
+
+        t = time.perf_counter()
+        signals = outline_signals(self, seg, rank=rank)
+        seg.outline_quality = self.quality_model.assess(signals)
+        seg.timings_ms["outline_quality"] = (time.perf_counter() - t) * 1e3
+
+    def _predict_auto(self, clean: bool, t0: float, abstain: bool) -> Segmentation:
+        """Automatic mode: the localiser's candidates; with a quality model, each candidate's
+        outline is estimated and the one with the highest predicted Jaccard is answered (or,
+        with ``abstain``, none when even it is a likely failure)."""
+        box_orig, auto_info = self._auto_box()
+        source = auto_info.pop("box_source", "auto")
+        qm = self.quality_model
+        cands = auto_info.get("candidates") or []
+        if qm is None or source != "auto" or not cands:
+            seg = self._segment(box_orig, box_orig, 0.0, source, False, clean, t0, auto_info)
+            if qm is not None:
+                self._add_quality(seg)
+            return seg
+        choose = bool(qm.info.get("choose_candidates", True))
+        n = min(len(cands), int(qm.info.get("max_candidates", 4))) if choose else 1
+        best: Segmentation | None = None
+        for rank in range(n):
+            b = np.asarray(cands[rank]["box"], dtype=np.float64)
+            seg = self._segment(b, b, 0.0, source, False, clean, t0, dict(auto_info))
+            self._add_quality(seg, rank)
+            seg.outline_quality["candidate_rank"] = rank
+            if best is None or (
+                seg.outline_quality["predicted_jaccard"] > best.outline_quality["predicted_jaccard"]
+            ):
+                best = seg
+        rank = best.outline_quality["candidate_rank"]
+        best.auto = dict(best.auto, chosen_candidate=rank, chosen_by="outline_quality")
+        best.auto.update(method=cands[rank]["method"], score=cands[rank]["score"])
+        if abstain and best.outline_quality["check_outline"]:
+            q = best.outline_quality
+            raise UnreliableOutlineError(
+                "no reliable outline, please draw a box: the automatic outline is likely wrong "
+                f"(predicted Jaccard with an expert {q['predicted_jaccard']:.2f}, failure "
+                f"probability {q['p_failure']:.2f} >= {q['threshold']:.2f}); draw a box with "
+                "--box X0,Y0,X1,Y1",
+                segmentation=best,
+            )
+        return best
 
     def postprocess(self, low_res_logits: np.ndarray, *, clean: bool = True):
         """Low-res logits -> (mask ``(H, W)`` bool, probability ``(H, W)``, polygon ``(N, 2)``)."""
