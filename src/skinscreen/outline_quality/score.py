@@ -275,7 +275,7 @@ class QualityModel:
     """The shipped outline-quality model (a JSON asset, evaluated with numpy).
 
     ``info``: the asset's content: ``features``, ``jaccard`` and ``failure`` tree ensembles,
-    the ``calibration`` (isotonic map of the failure score), ``threshold`` (the operating point
+    the ``calibration`` (Platt scaling of the failure ensemble's log-odds), ``threshold`` (the operating point
     on ``p_failure``), the training ``medians`` and the CV figures.
     """
 
@@ -290,10 +290,9 @@ class QualityModel:
         return np.array([float(signals[k]) for k in self.info["features"]], np.float64)
 
     def _p_failure(self, x: np.ndarray) -> float:
-        raw = _ensemble(self.info["failure"], x)
-        p = 1.0 / (1.0 + np.exp(-raw))
-        cal = self.info["calibration"]
-        return float(np.clip(np.interp(p, cal["x"], cal["y"]), 0.0, 1.0))
+        raw = _ensemble(self.info["failure"], x)  # log-odds of the tree ensemble
+        cal = self.info["calibration"]  # Platt scaling fitted on out-of-fold log-odds
+        return float(1.0 / (1.0 + np.exp(-(cal["a"] * raw + cal["b"]))))
 
     def predict(self, signals: dict[str, float]) -> tuple[float, float]:
         """``(predicted_jaccard, p_failure)`` for one outline's signals."""

@@ -303,7 +303,7 @@ def fit(
     cache: Path, out_dir: Path, model_name: str = "litemedsam", figures: Path | None = None
 ) -> dict:
     from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
     from skinscreen.outline_quality.score import QualityModel
@@ -320,8 +320,11 @@ def fit(
         clf = GradientBoostingClassifier(random_state=0, **GB_PARAMS).fit(X[tr], F[tr])
         oof_j[va] = reg.predict(X[va])
         oof_raw[va] = clf.predict_proba(X[va])[:, 1]
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof_raw, F)
-    oof_p = iso.predict(oof_raw)
+    # Platt scaling of the out-of-fold log-odds (monotone, so it keeps the ranking)
+    logit = np.log(np.clip(oof_raw, 1e-6, 1 - 1e-6) / np.clip(1 - oof_raw, 1e-6, 1))
+    platt = LogisticRegression(C=1e6).fit(logit[:, None], F)
+    cal_a, cal_b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    oof_p = 1 / (1 + np.exp(-(cal_a * logit + cal_b)))
     rows_map = {id(r): i for i, r in enumerate(rows)}
     full_pj = np.array([oof_j[rows_map[id(r)]] if id(r) in rows_map else 0.0 for r in rows_all])
     full_pf = np.array([oof_p[rows_map[id(r)]] if id(r) in rows_map else 1.0 for r in rows_all])
@@ -356,9 +359,9 @@ def fit(
         "jaccard": export_ensemble(reg, X, classifier=False),
         "failure": export_ensemble(clf, X, classifier=True),
         "calibration": {
-            "method": "isotonic on out-of-fold probabilities",
-            "x": [float(v) for v in iso.X_thresholds_],
-            "y": [float(v) for v in iso.y_thresholds_],
+            "method": "Platt scaling of the failure ensemble's out-of-fold log-odds",
+            "a": cal_a,
+            "b": cal_b,
         },
     }
     # the shipped evaluator must reproduce sklearn's raw outputs
@@ -387,7 +390,7 @@ def fit(
         "sklearn": sklearn.__version__,
         "estimators": {
             "jaccard": "GradientBoostingRegressor",
-            "failure": "GradientBoostingClassifier + isotonic",
+            "failure": "GradientBoostingClassifier + Platt scaling",
             **GB_PARAMS,
         },
         "data": {
