@@ -20,6 +20,17 @@ class NoLesionFoundError(PromptError):
     """Automatic mode found no lesion in the photo (it does not invent one): draw a box."""
 
 
+class UnreliableOutlineError(NoLesionFoundError):
+    """Automatic mode found a lesion but its outline is likely wrong (the outline-quality model's
+    failure probability is at or above its operating point): it abstains and asks for a box.
+
+    ``segmentation``: the outline it would have given (for evaluation; not shown to users)."""
+
+    def __init__(self, message: str, segmentation=None):
+        super().__init__(message)
+        self.segmentation = segmentation
+
+
 class BundleError(SkinscreenError):
     """A model bundle is missing, incomplete or tampered with."""
 

@@ -7,8 +7,8 @@ the automatic-mode localiser head (:mod:`skinscreen.auto.learned`). Weights lear
 licensed for non-commercial use only (ISIC 2018 CC BY-NC 4.0, the research-only clinical set)
 carry that restriction. ``commercial_only`` (``LesionPredictor(commercial_only=True)``,
 ``--commercial-only``, ``$SKINSCREEN_COMMERCIAL_ONLY=1``) runs only weights whose licence allows
-commercial use: it refuses such models and turns off the box check and the learned localiser
-(automatic mode then uses the classical localiser).
+commercial use: it refuses such models and turns off the box check, the learned localiser
+(automatic mode then uses the classical localiser) and the outline-quality model.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ COMMERCIAL_ONLY_ENV = "SKINSCREEN_COMMERCIAL_ONLY"
 #: what --commercial-only turns off, in the words a user reads (CLI help, reports, the web page)
 COMMERCIAL_ONLY_EFFECT = (
     "only weights whose licence allows commercial use: the box check (a second decoder learned "
-    "from non-commercial photos) is off, and automatic mode uses the classical localiser instead "
-    "of the learned head"
+    "from non-commercial photos) and the outline-quality score are off, and automatic mode uses "
+    "the classical localiser instead of the learned head"
 )
 
 
@@ -74,6 +74,23 @@ def localiser_weights(name: str, info: dict) -> WeightsUse:
     says so (``commercial_use: true``)."""
     licence = str(info.get("data_licence") or "unknown: the asset records no licence")
     return WeightsUse("localiser", name, licence, bool(info.get("commercial_use", False)))
+
+
+#: the licence of weights learned from lesions-train (the localiser, the outline-quality model)
+#: when their asset records none
+LESIONS_TRAIN_LICENCE = (
+    "learned from lesions-train photos (ISIC 2018 CC BY-NC 4.0, PAD-UFES-20 CC BY 4.0, Waterloo "
+    "research-only): research and non-commercial use"
+)
+
+
+def quality_model_weights(name: str, info: dict) -> WeightsUse:
+    """The outline-quality model ``name`` (its asset's content ``info``), which ranks automatic
+    candidates and decides abstention; learned from its training photos like the localiser."""
+    licence = str(info.get("data_licence") or LESIONS_TRAIN_LICENCE)
+    return WeightsUse(
+        "outline-quality model", name, licence, bool(info.get("commercial_use", False))
+    )
 
 
 def require_commercial(spec: ModelSpec) -> None:

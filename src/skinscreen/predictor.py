@@ -16,12 +16,18 @@ import numpy as np
 from skinscreen.box_check import open_box_checker
 from skinscreen.engine.bundle import Bundle
 from skinscreen.engine.select import choice_for_bundle, make_engine, open_for_engine
-from skinscreen.errors import NoLesionFoundError, PromptError, SkinscreenError
+from skinscreen.errors import (
+    NoLesionFoundError,
+    PromptError,
+    SkinscreenError,
+    UnreliableOutlineError,
+)
 from skinscreen.io.image import ImageSource, load_image
 from skinscreen.licences import (
     box_check_weights,
     commercial_only_default,
     model_weights,
+    quality_model_weights,
     require_commercial,
 )
 from skinscreen.postprocess.mask import clean_mask, outer_contour, sigmoid, svg_path
@@ -97,6 +103,9 @@ class Segmentation:
     tta_views: int = 1  # outlines averaged: 1, or 4 with test-time flips
     weights: list[dict] = field(default_factory=list)  # licences.WeightsUse.to_json_dict()
     commercial_only: bool = False  # only weights whose licence allows commercial use ran
+    #: the outline-quality estimate (:mod:`skinscreen.outline_quality`): predicted_jaccard,
+    #: p_failure, check_outline, drivers, signals; None when not computed
+    outline_quality: dict | None = None
 
     def to_json_dict(self) -> dict:
         """JSON-ready summary (no pixel arrays)."""
@@ -126,6 +135,8 @@ class Segmentation:
         d["weights"] = self.weights
         d["commercial_use"] = all(w["commercial_use"] for w in self.weights)
         d["commercial_only"] = self.commercial_only
+        if self.outline_quality is not None:
+            d["outline_quality"] = self.outline_quality
         return d
 
 
@@ -209,6 +220,15 @@ class LesionPredictor:
             (:mod:`skinscreen.licences`): a model learned from non-commercial photos is refused,
             the box check is off and automatic mode uses the classical localiser. None
             (default): ``$SKINSCREEN_COMMERCIAL_ONLY``.
+        quality: estimate every outline's quality (:mod:`skinscreen.outline_quality`: a
+            predicted Jaccard with an expert's outline and a calibrated probability that it is
+            a failure, ``Segmentation.outline_quality``) and, in automatic mode, choose among
+            the candidate boxes by it. Costs one check-decoder run and the localiser head per
+            outline (tens of ms). None (default): on when the model ships a quality model.
+        abstain: automatic mode only, with ``quality``: when the chosen outline's failure
+            probability reaches the model's operating point, ``predict()`` raises an
+            :class:`~skinscreen.errors.UnreliableOutlineError` ("no reliable outline, please
+            draw a box") instead of returning a likely failure. Default True.
     """
 
     def __init__(
@@ -224,6 +244,8 @@ class LesionPredictor:
         box_check: bool | None = None,
         tta: bool = False,
         commercial_only: bool | None = None,
+        quality: bool | None = None,
+        abstain: bool = True,
     ):
         self.commercial_only = (
             commercial_only_default() if commercial_only is None else bool(commercial_only)
@@ -248,6 +270,24 @@ class LesionPredictor:
             box_check = False  # interactive: off unless asked (it doubles the per-box cost)
         self.box_checker = open_box_checker(self.bundle, choice.engine, threads, box_check)
         self.tta = bool(tta)
+        self.quality_model = None
+        if self.commercial_only:
+            if quality:
+                raise SkinscreenError(
+                    "quality=True and --commercial-only exclude each other: the outline-quality "
+                    "model was learned from non-commercial photos"
+                )
+            quality = False
+        if quality is None or quality:
+            from skinscreen.outline_quality import load_quality_model
+
+            self.quality_model = load_quality_model(self.spec.name)
+            if quality and self.quality_model is None:
+                raise SkinscreenError(
+                    f"quality=True but the package ships no outline-quality model for "
+                    f"{self.spec.name!r}"
+                )
+        self.abstain = bool(abstain)
         self._enc: ImageEncoding | None = None
 
     # -- image ---------------------------------------------------------------------------------
@@ -374,6 +414,7 @@ class LesionPredictor:
         clean: bool = True,
         box_margin: float | None = None,
         box_check: bool | None = None,
+        abstain: bool | None = None,
     ) -> Segmentation:
         """Segment the current photo.
 
@@ -388,6 +429,9 @@ class LesionPredictor:
             box_check: None: run the box check on a drawn box when this predictor loaded one
                 (:attr:`box_checker`); False: not for this call (e.g. a tracker's machine-made
                 boxes); True: required (an error without a loaded check).
+            abstain: automatic mode with a quality model: raise
+                :class:`~skinscreen.errors.UnreliableOutlineError` instead of returning a
+                likely failure; None: the predictor's ``abstain``.
         """
         enc = self.encoding
         if box_check and self.box_checker is None:
@@ -396,24 +440,38 @@ class LesionPredictor:
                 "LesionPredictor(box_check=True) (litemedsam; its litemedsam-boxaug bundle is built "
                 "if missing)"
             )
-        auto_info = None
         t0 = time.perf_counter()
         if box is None:
-            box_orig, auto_info = self._auto_box()
-            source = auto_info.pop("box_source", "auto")
-            margin, box_used = 0.0, box_orig
-        else:
-            box_orig = validate_box(box, enc.image.shape[:2])
-            source = "user"
-            margin = validate_box_margin(self.box_margin if box_margin is None else box_margin)
-            box_used = expand_box(box_orig, margin, enc.image.shape[:2]) if margin else box_orig
+            return self._predict_auto(clean, t0, self.abstain if abstain is None else abstain)
+        box_orig = validate_box(box, enc.image.shape[:2])
+        margin = validate_box_margin(self.box_margin if box_margin is None else box_margin)
+        box_used = expand_box(box_orig, margin, enc.image.shape[:2]) if margin else box_orig
+        seg = self._segment(box_orig, box_used, margin, "user", box_check is not False, clean, t0)
+        if self.quality_model is not None:
+            self._add_quality(seg)
+        return seg
+
+    def _segment(
+        self,
+        box_orig: np.ndarray,
+        box_used: np.ndarray,
+        margin: float,
+        source: str,
+        check_box: bool,
+        clean: bool,
+        t0: float,
+        auto_info: dict | None = None,
+    ) -> Segmentation:
+        """Decode ``box_used`` (XYXY photo pixels) on the current photo (box check when
+        ``check_box`` and one is loaded; test-time views averaged) -> a Segmentation."""
+        enc = self.encoding
         t1 = time.perf_counter()
         box_model = enc.transform.apply_boxes(box_used)
         logits, iou = self.decode_logits(box_model)
         t_check = time.perf_counter()
         check = None
         weights = [model_weights(self.spec).to_json_dict()]
-        if box is not None and self.box_checker is not None and box_check is not False:
+        if check_box and self.box_checker is not None:
             logits, iou, check = self.box_checker.check(
                 enc.embedding, box_model, logits, iou, enc.transform, self.spec.mask_threshold
             )
@@ -428,7 +486,7 @@ class LesionPredictor:
             mask, prob, poly = self.postprocess(logits, clean=clean)
         t3 = time.perf_counter()
         timings = dict(enc.timings_ms)
-        if box is None:
+        if auto_info is not None:
             timings["auto"] = (t1 - t0) * 1e3
         timings["decoder"] = (t_check - t1) * 1e3
         if check is not None:
@@ -455,6 +513,58 @@ class LesionPredictor:
             weights=weights,
             commercial_only=self.commercial_only,
         )
+
+    def _add_quality(self, seg: Segmentation, rank: int = 0) -> None:
+        """Attach the outline-quality estimate to ``seg`` (timed as ``outline_quality``)."""
+        from skinscreen.outline_quality import outline_signals
+
+        t = time.perf_counter()
+        signals = outline_signals(self, seg, rank=rank)
+        seg.outline_quality = self.quality_model.assess(signals)
+        qm = self.quality_model
+        use = quality_model_weights(str(qm.info.get("name", "outline-quality")), qm.info)
+        if use.to_json_dict() not in seg.weights:
+            seg.weights.append(use.to_json_dict())
+        seg.timings_ms["outline_quality"] = (time.perf_counter() - t) * 1e3
+
+    def _predict_auto(self, clean: bool, t0: float, abstain: bool) -> Segmentation:
+        """Automatic mode: the localiser's candidates; with a quality model, each candidate's
+        outline is estimated and the one with the highest predicted Jaccard is answered (or,
+        with ``abstain``, none when even it is a likely failure)."""
+        box_orig, auto_info = self._auto_box()
+        source = auto_info.pop("box_source", "auto")
+        qm = self.quality_model
+        cands = auto_info.get("candidates") or []
+        if qm is None or source != "auto" or not cands:
+            seg = self._segment(box_orig, box_orig, 0.0, source, False, clean, t0, auto_info)
+            if qm is not None:
+                self._add_quality(seg)
+            return seg
+        choose = bool(qm.info.get("choose_candidates", True))
+        n = min(len(cands), int(qm.info.get("max_candidates", 4))) if choose else 1
+        best: Segmentation | None = None
+        for rank in range(n):
+            b = np.asarray(cands[rank]["box"], dtype=np.float64)
+            seg = self._segment(b, b, 0.0, source, False, clean, t0, dict(auto_info))
+            self._add_quality(seg, rank)
+            seg.outline_quality["candidate_rank"] = rank
+            if best is None or (
+                seg.outline_quality["predicted_jaccard"] > best.outline_quality["predicted_jaccard"]
+            ):
+                best = seg
+        rank = best.outline_quality["candidate_rank"]
+        best.auto = dict(best.auto, chosen_candidate=rank, chosen_by="outline_quality")
+        best.auto.update(method=cands[rank]["method"], score=cands[rank]["score"])
+        if abstain and best.outline_quality["check_outline"]:
+            q = best.outline_quality
+            raise UnreliableOutlineError(
+                "no reliable outline, please draw a box: the automatic outline is likely wrong "
+                f"(predicted Jaccard with an expert {q['predicted_jaccard']:.2f}, failure "
+                f"probability {q['p_failure']:.2f} >= {q['threshold']:.2f}); draw a box with "
+                "--box X0,Y0,X1,Y1",
+                segmentation=best,
+            )
+        return best
 
     def postprocess(self, low_res_logits: np.ndarray, *, clean: bool = True):
         """Low-res logits -> (mask ``(H, W)`` bool, probability ``(H, W)``, polygon ``(N, 2)``)."""

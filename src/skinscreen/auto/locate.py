@@ -212,7 +212,7 @@ def auto_box(image, predictor) -> tuple[np.ndarray | None, dict]:
         "n_candidates": len(cands),
         "candidates": [c.to_json_dict() for c in cands],
     }
-    if best.method.startswith("learned"):
+    if any(c.method.startswith("learned") for c in cands):  # the head took part in the ranking
         from skinscreen.licences import localiser_weights
 
         loc = _localiser(predictor)

@@ -68,7 +68,8 @@ from skinscreen.evaluate.dataset import PROMPTS
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write per_image.csv and masks/<id>.png here.",
+    help="Write per_image.csv, summary.json, masks/<id>.png and, with the outline-quality "
+    "model, risk_coverage.png and reliability.png here.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
@@ -115,9 +116,12 @@ def command(
 ):
     """Segment every photo in --images and compare with the expert mask of the same id.
 
-    Reports n, dice, jaccard, threshold_jaccard, failure_rate and the median latency.
+    Reports n, dice, jaccard, threshold_jaccard, failure_rate and the median latency; with the
+    outline-quality model also failure_auroc and check_outline_rate, and for --prompt auto
+    coverage (photos answered: automatic mode abstains on likely failures) and
+    threshold_jaccard_answered, dice_answered, jaccard_answered over the answered photos.
     """
-    from skinscreen.evaluate.dataset import evaluate_pairs, find_pairs
+    from skinscreen.evaluate.dataset import evaluate_pairs, find_pairs, quality_summary
     from skinscreen.io.write import png_bytes, write_files_atomic
 
     if workers > 1 and not robustness:
@@ -162,6 +166,10 @@ def command(
     summary["box_margin"] = margin
     if margin:
         summary["margin"] = margin
+    summary.update(quality_summary(result.rows, prompt))
+    files = {}
+    if out_dir is not None and summary["failure_auroc"] is not None:
+        files = _quality_plots(result.rows, out_dir, prompt)
     if out_dir is not None and result.rows:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
@@ -171,6 +179,7 @@ def command(
             {
                 out_dir / "per_image.csv": buf.getvalue().encode(),
                 out_dir / "summary.json": json.dumps(summary, indent=2).encode(),
+                **files,
             }
         )
     if as_json:
@@ -180,5 +189,36 @@ def command(
             f"{summary['n']} images, prompt {prompt}: Dice {summary['dice']}, Jaccard {summary['jaccard']}, "
             f"threshold-Jaccard {summary['threshold_jaccard']}, failure rate {summary['failure_rate']}, "
             f"median latency {summary['latency_ms_median']} ms"
+            + (
+                f"; failure AUROC {summary['failure_auroc']}"
+                if summary["failure_auroc"] is not None
+                else ""
+            )
+            + (
+                f"; answered {summary['coverage']:.0%} of photos: threshold-Jaccard "
+                f"{summary['threshold_jaccard_answered']}, Dice {summary['dice_answered']}"
+                if summary.get("coverage") is not None
+                else ""
+            )
         )
     report_failures(result.failures)
+
+
+def _quality_plots(rows: list[dict], out_dir: Path, prompt: str) -> dict[Path, bytes]:
+    """risk_coverage.png and reliability.png of the rows' outline-quality estimates (a photo
+    with no outline counts as p_failure 1, Jaccard 0)."""
+    import numpy as np
+
+    from skinscreen.evaluate.metrics import ISIC_JACCARD_THRESHOLD
+    from skinscreen.evaluate.quality import reliability_png, risk_coverage_png
+
+    p = np.array([1.0 if r["p_failure"] is None else r["p_failure"] for r in rows])
+    j = np.array([r["jaccard"] for r in rows])
+    scored = np.array([r["p_failure"] is not None for r in rows])
+    label = f"{prompt} (n={len(rows)})"
+    return {
+        out_dir / "risk_coverage.png": risk_coverage_png([(label, p, j)], "risk-coverage"),
+        out_dir / "reliability.png": reliability_png(
+            [(label, p[scored], j[scored] < ISIC_JACCARD_THRESHOLD)], "failure reliability"
+        ),
+    }

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skinscreen.errors import NoLesionFoundError, SkinscreenError
+from skinscreen.errors import NoLesionFoundError, SkinscreenError, UnreliableOutlineError
 from skinscreen.evaluate.metrics import ISIC_JACCARD_THRESHOLD, dice, jaccard, threshold_jaccard
 from skinscreen.io.image import load_image, load_mask
 from skinscreen.preprocess.transforms import box_from_mask, expand_box
@@ -145,9 +145,16 @@ def predicted_mask(
     """``(mask, segmentation)`` to score against an expert mask: ``predictor.predict(box,
     box_margin=margin)``, or an empty ``shape`` bool mask and None where automatic mode found
     no lesion (the user gets no outline, only the "draw a box" message; the expert outlined a
-    lesion, so it scores 0 rather than leaving the photo out)."""
+    lesion, so it scores 0 rather than leaving the photo out). Where automatic mode abstained
+    (:class:`~skinscreen.errors.UnreliableOutlineError`: a lesion found, its outline likely
+    wrong) the outline it would have given is returned, its ``outline_quality["answered"]``
+    False, so all-photo metrics score it and the answered-only metrics leave it out."""
     try:
         seg = predictor.predict(box=box, box_margin=margin)
+    except UnreliableOutlineError as e:
+        seg = e.segmentation
+        seg.outline_quality = dict(seg.outline_quality or {}, answered=False)
+        return seg.mask, seg
     except NoLesionFoundError:
         return np.zeros(shape, dtype=bool), None
     return seg.mask, seg
@@ -171,7 +178,61 @@ def _no_lesion_row(image_id: str, enc, latency_ms: float) -> dict:
         "latency_ms": round(latency_ms, 1),
         "encoder_ms": round(enc.timings_ms.get("encoder", 0.0), 1),
         "decoder_ms": 0.0,
+        "predicted_jaccard": None,
+        "p_failure": None,
+        "check_outline": None,
+        "answered": False,
     }
+
+
+def _quality_columns(seg) -> dict:
+    """Per-row outline-quality columns (None where no quality model ran)."""
+    q = seg.outline_quality or {}
+    return {
+        "predicted_jaccard": q.get("predicted_jaccard"),
+        "p_failure": q.get("p_failure"),
+        "check_outline": q.get("check_outline"),
+        "answered": bool(q.get("answered", True)),
+    }
+
+
+def quality_summary(rows: list[dict], prompt: str) -> dict:
+    """The outline-quality keys of a summary: ``failure_auroc`` (p_failure against Jaccard <
+    0.65 over the rows with an estimate) and the share flagged ``check_outline``; for
+    ``prompt="auto"`` also ``coverage`` (share of photos answered: a lesion found and the
+    outline not abstained) and ``threshold_jaccard_answered`` / ``dice_answered`` /
+    ``jaccard_answered`` over the answered photos."""
+    from skinscreen.evaluate.quality import failure_auroc
+
+    scored = [r for r in rows if r.get("p_failure") is not None]
+    auroc = (
+        failure_auroc(
+            np.array([r["p_failure"] for r in scored]),
+            np.array([r["jaccard"] < ISIC_JACCARD_THRESHOLD for r in scored]),
+        )
+        if scored
+        else None
+    )
+    out: dict = {
+        "failure_auroc": None if auroc is None else round(auroc, 4),
+        "check_outline_rate": round(statistics.fmean(bool(r["check_outline"]) for r in scored), 4)
+        if scored
+        else None,
+    }
+    if prompt == "auto":
+        ans = [r for r in rows if r.get("answered")]
+
+        def mean(key: str) -> float | None:
+            return round(statistics.fmean(r[key] for r in ans), 4) if ans else None
+
+        out.update(
+            coverage=round(len(ans) / len(rows), 4) if rows else None,
+            n_answered=len(ans),
+            threshold_jaccard_answered=mean("threshold_jaccard"),
+            dice_answered=mean("dice"),
+            jaccard_answered=mean("jaccard"),
+        )
+    return out
 
 
 def evaluate_pairs(
@@ -228,6 +289,7 @@ def evaluate_pairs(
                     "latency_ms": round(latency, 1),
                     "encoder_ms": round(seg.timings_ms.get("encoder", 0.0), 1),
                     "decoder_ms": round(seg.timings_ms.get("decoder", 0.0), 1),
+                    **_quality_columns(seg),
                 }
             )
             if on_mask is not None:

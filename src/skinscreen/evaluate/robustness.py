@@ -312,10 +312,21 @@ def _run_pair(
                     "quality_warnings": "" if warnings is None else ";".join(warnings),
                     "warned": None if warnings is None else bool(warnings),
                     "iou_prediction": None if seg is None else round(seg.iou_prediction, 4),
+                    **_estimate(seg),
                     "latency_ms": round(latency, 1),
                 }
             )
     return rows
+
+
+def _estimate(seg) -> dict:
+    """The outline-quality estimate of a row (None where no outline or no quality model)."""
+    q = None if seg is None else seg.outline_quality
+    return {
+        "predicted_jaccard": None if q is None else q["predicted_jaccard"],
+        "p_failure": None if q is None else q["p_failure"],
+        "check_outline": None if q is None else q["check_outline"],
+    }
 
 
 # -- summaries ------------------------------------------------------------------------------------
@@ -349,6 +360,8 @@ def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
                 "dice_change": _mean([r["dice_change"] for r in rs]),
                 "dropped": round(len(drops) / len(rs), 4),
                 "dropped_unwarned": len(unwarned),
+                # drops the outline-quality estimate flagged ("check this outline")
+                "dropped_flagged": sum(bool(r.get("check_outline")) for r in drops),
                 "warned": round(sum(bool(r["warned"]) for r in rs) / len(rs), 4),
             }
         )
@@ -546,6 +559,7 @@ def build_report(
         "failure_rate",
         "dropped",
         "dropped_unwarned",
+        "dropped_flagged",
         "warned",
     ]
     md = [
@@ -556,7 +570,8 @@ def build_report(
         f"{_margin_note(result)}. dice_change: mean paired change "
         f"vs the original photo (same colour-constancy setting); dropped: share of photos whose "
         f"Dice fell by more than {DROP}; dropped_unwarned: how many of those had no quality "
-        "warning from `skinscreen.assess`; warned: share of photos with any quality warning.",
+        "warning from `skinscreen.assess`; dropped_flagged: how many of those the outline-quality "
+        "estimate flagged (check_outline); warned: share of photos with any quality warning.",
         "",
         "## By condition",
         "",

@@ -24,6 +24,7 @@ from skinscreen.report.schema import (
     Colors,
     ImageInfo,
     LesionReport,
+    OutlineQuality,
     Quality,
     ScaleInfo,
     SegmentationInfo,
@@ -81,6 +82,15 @@ def automatic_outline_warning(skin_tone: str | None) -> str:
             "box matters even more here."
         )
     return text
+
+
+def check_outline_warning(q: dict) -> str:
+    """The warning of an outline the outline-quality model flags (``q``: its JSON block)."""
+    return (
+        "Check this outline: it is likely wrong (predicted overlap with an expert's outline "
+        f"{q['predicted_jaccard']:.0%}, failure probability {q['p_failure']:.0%}). Compare it "
+        "with the lesion, and draw or adjust the box if it does not follow the lesion's edge."
+    )
 
 
 def _r(v: float | None, nd: int = 3) -> float | None:
@@ -183,6 +193,9 @@ def assess_image(
         )
     if segmentation is not None and segmentation.box_source == "auto":
         warnings.append(automatic_outline_warning(props.skin_tone))
+    oq = getattr(segmentation, "outline_quality", None) if segmentation is not None else None
+    if oq is not None and oq.get("check_outline"):
+        warnings.insert(0, check_outline_warning(oq))
     report = LesionReport(
         schema_version=SCHEMA_VERSION,
         disclaimer=DISCLAIMER,
@@ -229,6 +242,7 @@ def assess_image(
         ),
         ita_deg=_r(props.ita_deg, 2),
         skin_tone=props.skin_tone,
+        outline_quality=None if oq is None else OutlineQuality(**oq),
         quality=Quality(
             **{
                 k: (round(v, 4) if isinstance(v, float) else v)

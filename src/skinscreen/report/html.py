@@ -322,10 +322,29 @@ def _sections(r: LesionReport) -> str:
                     _fmt(seg.iou_prediction, 2),
                     "The model's own estimate of its outline's overlap with the true one (0-1).",
                 ),
-            ],
+            ]
+            + _outline_quality_rows(r),
         ),
     ]
     return "\n".join(out)
+
+
+def _outline_quality_rows(report: LesionReport) -> list[tuple[str, str, str]]:
+    q = report.outline_quality
+    if q is None:
+        return []
+    verdict = "CHECK THIS OUTLINE" if q.check_outline else "no sign of a wrong outline"
+    drivers = ", ".join(d.signal.replace("_", " ") for d in q.drivers)
+    return [
+        (
+            "Outline check",
+            f"{verdict} (failure probability {q.p_failure:.0%}, predicted overlap "
+            f"{q.predicted_jaccard:.0%})" + (f"; driven by {drivers}" if drivers else ""),
+            "An estimate, learned on expert-outlined photos, of whether this outline is wrong "
+            f"(overlap with an expert's below 65%); flagged at {q.threshold:.0%} or more. It "
+            "can be wrong too: look at the outline yourself.",
+        )
+    ]
 
 
 def render_html(report: LesionReport, pictures: dict[str, tuple[np.ndarray, str]]) -> str:

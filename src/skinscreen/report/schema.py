@@ -77,6 +77,37 @@ class SegmentationInfo(_Model):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
+class QualityDriver(_Model):
+    signal: str = Field(description="Name of the signal (see outline_quality.signals).")
+    value: float
+    effect: float = Field(
+        description="How much lower p_failure would be with this signal at its training median."
+    )
+
+
+class OutlineQuality(_Model):
+    """How far to trust the outline (skinscreen.outline_quality): an estimate learned on
+    lesions-train against expert outlines; it can be wrong too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    predicted_jaccard: float = Field(
+        ge=0, le=1, description="Predicted Jaccard (IoU) of the outline with an expert's."
+    )
+    p_failure: float = Field(
+        ge=0, le=1, description="Calibrated probability that the outline is a failure (J < 0.65)."
+    )
+    check_outline: bool = Field(
+        description="p_failure at or above the operating point: check this outline or draw a box."
+    )
+    threshold: float = Field(description="The operating point on p_failure (chosen in CV).")
+    drivers: list[QualityDriver] = Field(
+        default_factory=list, description="The signals that raised p_failure most."
+    )
+    signals: dict[str, float] = Field(default_factory=dict)
+    model: str | None = None
+
+
 class ScaleInfo(_Model):
     mm_per_pixel: float | None = None
     source: str | None = Field(None, description="'user' or 'dermoscope:<preset>'; None: no scale.")
@@ -183,6 +214,9 @@ class LesionReport(_Model):
         description="ITA category: very light, light, intermediate, tan, brown, dark."
     )
     quality: Quality
+    outline_quality: OutlineQuality | None = Field(
+        None, description="Outline-quality estimate of a predicted outline (None: not computed)."
+    )
     warnings: list[str]
     not_assessed: list[str] = Field(
         description="Criteria this tool cannot assess (e.g. dermoscopic structures)."

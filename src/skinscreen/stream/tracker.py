@@ -135,6 +135,9 @@ class FrameResult:
         correlation: ECC correlation to the key frame after alignment (None without a key).
         motion: affine key -> this frame (``(2, 3)``), or None.
         iou_prediction: the decoder's IoU estimate for the key result in use.
+        outline_quality: the outline-quality estimate of the key result in use
+            (:mod:`skinscreen.outline_quality`; predicted_jaccard, p_failure, check_outline),
+            or None.
         quality: :class:`~skinscreen.stream.quality.FrameQuality` of this frame.
         timings_ms: ``motion``, ``encoder``, ``decoder``, ``postprocess``, ``total``.
         note: why an encoder result was rejected, if it was.
@@ -158,6 +161,7 @@ class FrameResult:
     correlation: float | None = None
     motion: np.ndarray | None = None
     iou_prediction: float | None = None
+    outline_quality: dict | None = None
     quality: FrameQuality | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     note: str | None = None
@@ -192,6 +196,12 @@ class FrameResult:
                 "iou_prediction": None
                 if self.iou_prediction is None
                 else round(self.iou_prediction, 4),
+                "outline_quality": None
+                if self.outline_quality is None
+                else {
+                    k: self.outline_quality[k]
+                    for k in ("predicted_jaccard", "p_failure", "check_outline")
+                },
                 "quality": None if self.quality is None else self.quality.to_json_dict(),
                 "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
                 "note": self.note,
@@ -255,6 +265,7 @@ class _Key:
     cut: bool  # the mask touches the key frame's border: the key saw only part of the lesion
     iou: float
     prompt: np.ndarray  # XYXY box prompt the key's mask came from, key pixels
+    quality: dict | None = None  # Segmentation.outline_quality of the key's outline
 
 
 @dataclass
@@ -553,6 +564,7 @@ class LesionTracker:
                 key.mask = mask_of(key.prob)
                 key.area, key.cut = int(key.mask.sum()), _touches_border(key.mask)
                 key.iou = float(seg.iou_prediction)
+                key.quality = seg.outline_quality
                 if key.mask.any() and not key.cut:
                     self._remember(key.prob, key.mask, self._encoding_frame(key), box_key)
                 self._state = TRACKING if key.mask.any() else LOST
@@ -693,7 +705,8 @@ class LesionTracker:
         res = _ModelResult(enc, None, None, 0, {})
         if job.kind == "search":
             try:
-                res.seg = p.predict()
+                # the tracker judges its own outlines per frame: no abstention while searching
+                res.seg = p.predict(abstain=False)
             except SkinscreenError as e:
                 res.note = f"automatic mode: {e}"
             res.n_dec = 1
@@ -803,7 +816,7 @@ class LesionTracker:
         self._key = _Key(
             index=index, thumb=ctx.thumb, encoding=enc, prob=prob, mask=mask,
             area=int(mask.sum()), cut=_touches_border(mask), iou=float(seg.iou_prediction),
-            prompt=np.asarray(prompt, dtype=np.float64),
+            prompt=np.asarray(prompt, dtype=np.float64), quality=seg.outline_quality,
         )  # fmt: skip
         self._k2p = mo.IDENTITY.copy()
         ctx.key_replaced = True
@@ -1026,6 +1039,7 @@ class LesionTracker:
             correlation=None if ctx.est is None or ctx.key_replaced else ctx.est.rho,
             motion=out.motion,
             iou_prediction=None if self._key is None else self._key.iou,
+            outline_quality=None if self._key is None else self._key.quality,
             quality=quality,
             timings_ms=ctx.timings,
             note=note,

@@ -99,6 +99,12 @@ class SegmentResponse(BaseModel):
     commercial_only: bool = Field(
         False, description="the server runs only weights whose licence allows commercial use"
     )
+    outline_quality: dict | None = Field(
+        None,
+        description="outline-quality estimate: predicted_jaccard, p_failure (Jaccard < 0.65), "
+        "check_outline (true: check this outline or draw a box), threshold, drivers, signals; "
+        "null when the model ships no quality model",
+    )
     cache_hit: bool = Field(description="the photo's embedding came from the in-memory cache")
     timings_ms: dict[str, float]
     disclaimer: str

@@ -540,9 +540,15 @@ function fillTable(table, rows) {
 function renderAssessment(r) {
   const warnings = $("quality-warnings");
   warnings.replaceChildren();
-  for (const w of [r.advisory, ...(r.quality?.warnings || [])].filter(Boolean)) {
+  const oq = r.outline_quality;
+  const check = oq?.check_outline
+    ? `Check this outline: it is likely wrong (predicted overlap with an expert's outline ${Math.round(oq.predicted_jaccard * 100)}%, failure probability ${Math.round(oq.p_failure * 100)}%). Draw or adjust the box if it does not follow the lesion's edge.`
+    : null;
+  $("assessment-card").dataset.outlineCheck = oq ? String(!!oq.check_outline) : "";
+  for (const w of [check, r.advisory, ...(r.quality?.warnings || [])].filter(Boolean)) {
     const li = document.createElement("li");
     li.textContent = w;
+    if (w === check) li.className = "check-outline";
     warnings.append(li);
   }
   warnings.hidden = !warnings.children.length;
