@@ -627,54 +627,109 @@ export function perimeter(pts: Polygon): number {
   return s;
 }
 
-function douglasPeucker(pts: Polygon, eps: number): Polygon {
-  if (pts.length < 3) return pts.slice();
-  const keep = new Uint8Array(pts.length);
-  keep[0] = keep[pts.length - 1] = 1;
-  const stack: Array<[number, number]> = [[0, pts.length - 1]];
-  while (stack.length) {
-    const [a, b] = stack.pop() as [number, number];
-    const [ax, ay] = pts[a];
-    const [bx, by] = pts[b];
-    const len = Math.hypot(bx - ax, by - ay);
-    let far = -1;
-    let dmax = eps;
-    for (let i = a + 1; i < b; i++) {
-      const [px, py] = pts[i];
-      const d =
-        len > 0 ? Math.abs((bx - ax) * (ay - py) - (ax - px) * (by - ay)) / len : Math.hypot(px - ax, py - ay);
-      if (d > dmax) {
-        dmax = d;
-        far = i;
+/**
+ * Douglas-Peucker simplification of a closed contour with the steps of cv2.approxPolyDP(c, eps,
+ * closed=True), so the vertices come out the same and in the same order: the split points are
+ * found by three rounds of "farthest point from the current start", the two halves are simplified
+ * depth first, and a last pass drops vertices that lie on an almost straight line.
+ */
+export function approxPolyClosed(src: Polygon, epsilon: number): Polygon {
+  const n = src.length;
+  if (n === 0) return [];
+  const eps = epsilon * epsilon;
+  const dst: Polygon = [];
+  const stack: Array<[number, number]> = [];
+  let pos = 0;
+  let far = 0;
+  let leEps = false;
+  let start = src[0];
+  for (let it = 0; it < 3; it++) {
+    let maxd = 0;
+    pos = (pos + far) % n;
+    start = src[pos];
+    for (let j = 1; j < n; j++) {
+      const p = src[(pos + j) % n];
+      const d = (p[0] - start[0]) ** 2 + (p[1] - start[1]) ** 2;
+      if (d > maxd) {
+        maxd = d;
+        far = j;
       }
     }
-    if (far >= 0) {
-      keep[far] = 1;
-      stack.push([a, far], [far, b]);
-    }
+    leEps = maxd <= eps;
   }
-  return pts.filter((_, i) => keep[i]);
+  if (!leEps) {
+    const s0 = pos % n;
+    const e0 = (far + s0) % n;
+    stack.push([e0, s0], [s0, e0]);
+  } else {
+    dst.push(start);
+  }
+  while (stack.length) {
+    const [s, e] = stack.pop() as [number, number];
+    const end = src[e];
+    const a = src[s];
+    let q = (s + 1) % n;
+    let split = s;
+    if (q !== e) {
+      const dx = end[0] - a[0];
+      const dy = end[1] - a[1];
+      let maxd = 0;
+      while (q !== e) {
+        const p = src[q];
+        const d = Math.abs((p[1] - a[1]) * dx - (p[0] - a[0]) * dy);
+        if (d > maxd) {
+          maxd = d;
+          split = q;
+        }
+        q = (q + 1) % n;
+      }
+      leEps = maxd * maxd <= eps * (dx * dx + dy * dy);
+    } else {
+      leEps = true;
+    }
+    if (leEps) dst.push(a);
+    else stack.push([split, e], [s, split]);
+  }
+  // clean-up: drop vertices on [almost] straight lines (not axis-parallel ones)
+  const count = dst.length;
+  let kept = count;
+  let r = count - 1;
+  const read = (): [number, number] => {
+    const p = dst[r];
+    r = r + 1 >= count ? 0 : r + 1;
+    return p;
+  };
+  let st = read();
+  let w = r;
+  let pt = read();
+  for (let i = 0; i < count && kept > 2; i++) {
+    const en = read();
+    const dx = en[0] - st[0];
+    const dy = en[1] - st[1];
+    const dist = Math.abs((pt[0] - st[0]) * dy - (pt[1] - st[1]) * dx);
+    const inner = (pt[0] - st[0]) * (en[0] - pt[0]) + (pt[1] - st[1]) * (en[1] - pt[1]);
+    if (dist * dist <= 0.5 * eps * (dx * dx + dy * dy) && dx !== 0 && dy !== 0 && inner >= 0) {
+      kept--;
+      dst[w] = st = en;
+      w = w + 1 >= count ? 0 : w + 1;
+      pt = read();
+      i++;
+      continue;
+    }
+    dst[w] = st = pt;
+    w = w + 1 >= count ? 0 : w + 1;
+    pt = en;
+  }
+  return dst.slice(0, kept);
 }
 
-/** Simplified closed outer polygon like outer_contour() in Python (Douglas-Peucker with tolerance
- * 1 px, or 0.15% of the perimeter for large masks). Splits the ring at its farthest point so both
- * halves simplify, as cv2.approxPolyDP does for closed curves. */
+/** Simplified closed outer polygon like outer_contour() in Python: the traced boundary
+ * simplified with tolerance 1 px, or 0.15% of its perimeter for large masks. */
 export function outerPolygon(mask: Uint8Array, w: number, h: number, tolerance = 1.0): Polygon {
   const ring = traceBoundary(mask, w, h);
-  if (ring.length < 3) return ring;
+  if (ring.length === 0) return ring;
   const eps = Math.max(tolerance, 0.0015 * perimeter(ring));
-  let far = 0;
-  let dmax = -1;
-  for (let i = 1; i < ring.length; i++) {
-    const d = Math.hypot(ring[i][0] - ring[0][0], ring[i][1] - ring[0][1]);
-    if (d > dmax) {
-      dmax = d;
-      far = i;
-    }
-  }
-  const a = douglasPeucker(ring.slice(0, far + 1), eps);
-  const b = douglasPeucker(ring.slice(far).concat([ring[0]]), eps);
-  return a.concat(b.slice(1, -1));
+  return approxPolyClosed(ring, eps);
 }
 
 /** SVG path data "M x y L x y ... Z" (one decimal), as svg_path() in Python ("" when empty). */

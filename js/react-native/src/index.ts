@@ -1,0 +1,3 @@
+export { ortBackend, deviceBundle, type OrtRNOptions } from "./backend";
+export { useLesionSegmenter, type LesionSegmenterState } from "./useLesionSegmenter";
+export { LesionOverlay, fitContain, type LesionOverlayProps } from "./LesionOverlay";
