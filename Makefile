@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 WEB_VENDOR := src/skinscreen/web/static/vendor/VERSIONS
 
-.PHONY: demo test install bundle lint bench clean js js-build js-test
+.PHONY: demo test install bundle lint bench clean js js-build js-test js-rn-check
 
 install: $(STAMP)
 
@@ -58,6 +58,11 @@ js-build: $(JS_STAMP)
 # rebuild and refresh the web page's committed copy of the core (src/skinscreen/web/static/core)
 js: js-build
 	cd js && npm run web --workspace @skinscreen/core
+
+# @skinscreen/react-native type-checked against the real react, react-native, Skia and
+# onnxruntime-react-native (about 1 GB of node_modules: not part of make test)
+js-rn-check: js-build
+	cd js/react-native && npm ci --ignore-scripts --no-audit --no-fund && npm run typecheck
 
 js-test: js-build bundle
 	cd js/packages/core && SKINSCREEN_PYTHON=$(abspath $(BIN)/python) node --test test/

@@ -12,7 +12,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = resolve(here, "../dist");
 export const WEB_DIR = resolve(here, "../../../../src/skinscreen/web/static/core");
 // the browser-safe modules: everything index.js imports (not node.js / backends/node.js)
-export const WEB_FILES = ["index.js", "errors.js", "manifest.js", "backend.js", "pipeline.js", "segmenter.js", "backends/web.js"];
+export const WEB_FILES = ["index.js", "errors.js", "manifest.js", "backend.js", "pipeline.js", "segmenter.js", "live.js", "backends/web.js"];
 const HEADER = "// Generated from js/packages/core/src by `make js` (npm run build && npm run web): do not edit.\n";
 
 export function expected(file) {

@@ -247,8 +247,9 @@ export class LesionSegmenter {
     return run;
   }
 
-  /** Preprocess and encode an EXIF-upright photo (and run the re-prompt prelude when loaded). */
-  encode(img: RGBImage): Promise<Encoding> {
+  /** Preprocess and encode an EXIF-upright photo, and run the re-prompt prelude when it is loaded
+   * (`prelude: false` skips it: one box per photo, e.g. a tracker's key frames). */
+  encode(img: RGBImage, opts: { prelude?: boolean } = {}): Promise<Encoding> {
     return this.serial(async () => {
       const t0 = now();
       const { input, dims, transform } = preprocess(this.spec, img);
@@ -258,7 +259,7 @@ export class LesionSegmenter {
       const t2 = now();
       const timingsMs: Record<string, number> = { preprocess: t1 - t0, encoder: t2 - t1 };
       let prelude: Record<string, FloatTensor> | null = null;
-      if (this.prelude) {
+      if (this.prelude && opts.prelude !== false) {
         prelude = await this.prelude.run({ [this.prelude.inputNames[0]]: embedding });
         timingsMs.prelude = now() - t2;
       }

@@ -22,7 +22,8 @@ let ref; // reference dir
 let own = false;
 let bundles;
 let cases;
-const seg = {}; // mode -> LesionSegmenter
+let seg; // the LesionSegmenter
+const encodings = new Map(); // photo -> Encoding (one encoder run per photo)
 
 function python() {
   if (process.env.SKINSCREEN_PYTHON) return process.env.SKINSCREEN_PYTHON;
@@ -41,15 +42,16 @@ before(async () => {
   }
   bundles = JSON.parse(readFileSync(join(ref, "bundles.json"), "utf8"));
   cases = JSON.parse(readFileSync(join(ref, "cases.json"), "utf8")).map((n) => JSON.parse(readFileSync(join(ref, `${n}.json`), "utf8")));
-  const backend = nodeBackend();
-  const main = dirBundle(bundles.litemedsam);
-  seg.plain = await core.LesionSegmenter.open(main, backend, { variant: "onnx-fp32" });
-  seg.check = await core.LesionSegmenter.open(main, backend, { variant: "onnx-fp32", boxCheck: dirBundle(bundles["litemedsam-boxaug"]) });
-  seg.reprompt = await core.LesionSegmenter.open(main, backend, { variant: "onnx-fp32", reprompt: true });
+  // one segmenter with everything loaded; each mode below picks its path per call
+  seg = await core.LesionSegmenter.open(dirBundle(bundles.litemedsam), nodeBackend(), {
+    variant: "onnx-fp32",
+    reprompt: true,
+    boxCheck: dirBundle(bundles["litemedsam-boxaug"]),
+  });
 });
 
 after(async () => {
-  for (const s of Object.values(seg)) await s.release();
+  await seg?.release();
   if (own) rmSync(ref, { recursive: true, force: true });
 });
 
@@ -90,7 +92,7 @@ test("decoding: sharp + the core's EXIF orientation give Pillow's upright pixels
 });
 
 test("preprocessing: the model input equals Python's (on the same pixels)", async () => {
-  const spec = seg.plain.spec;
+  const spec = seg.spec;
   for (const c of cases) {
     // the Pillow pixels: isolates preprocessing from JPEG decoding
     const rgb = { data: readU8(join(ref, `${c.name}.rgb.u8`)), width: c.width, height: c.height, channels: 3 };
@@ -106,28 +108,30 @@ test("preprocessing: the model input equals Python's (on the same pixels)", asyn
 
 for (const mode of ["plain", "check", "reprompt"]) {
   test(`masks, polygon and SVG path vs Python (${mode === "plain" ? "decoder" : mode === "check" ? "decoder + box check" : "re-prompt pair"})`, async () => {
-    const s = seg[mode];
-    const encodings = new Map();
     for (const c of cases) {
       const img = await decode(join(ref, `${c.name}.jpg`));
       const key = readFileSync(join(ref, `${c.name}.jpg`)).toString("base64");
-      if (!encodings.has(key)) encodings.set(key, await s.encode(img));
-      const enc = encodings.get(key);
+      if (!encodings.has(key)) encodings.set(key, await seg.encode(img));
+      const full = encodings.get(key);
+      // plain / check: the plain decoder (no prelude); reprompt: the prompt decoder on the prelude
+      const enc = mode === "reprompt" ? full : { ...full, prelude: null };
+      const opts = mode === "check" ? {} : { boxCheck: false };
       const want = c[mode];
       if (want.error) {
-        await assert.rejects(s.predict(enc, c.box), (e) => e instanceof core.PromptError && /outside/.test(e.message), c.name);
+        await assert.rejects(seg.predict(enc, c.box, opts), (e) => e instanceof core.PromptError && /outside/.test(e.message), c.name);
         console.log(`# ${mode} ${c.name}: refused like Python: ${want.error_type}`);
         continue;
       }
-      const got = await s.predict(enc, c.box);
+      const got = await seg.predict(enc, c.box, opts);
       const pyMask = readU8(join(ref, `${c.name}.${mode}.mask.u8`));
       const d = core.dice(got.mask, pyMask);
       let diff = 0;
       for (let i = 0; i < pyMask.length; i++) diff += got.mask[i] !== pyMask[i] ? 1 : 0;
-      results.push({ mode, name: c.name, dice: d, diff, area: got.areaPx, pyArea: want.area_px });
+      results.push({ mode, name: c.name, dice: d, diff, mask: got.mask });
       console.log(`# ${mode} ${c.name}: Dice ${d.toFixed(6)}, ${diff} pixels differ, area ${got.areaPx} vs ${want.area_px}, polygon ${got.polygon.length} vs ${want.polygon.length} points`);
       assert.ok(d >= 0.999, `${mode} ${c.name}: mask Dice vs Python ${d}`);
       for (let i = 0; i < 4; i++) assert.ok(Math.abs(got.boxUsed[i] - want.box_used[i]) < 1e-9, `${c.name}: box_used`);
+      assert.equal(got.boxCheck === null, !want.box_check, `${c.name}: box check ran`);
       if (want.box_check) {
         assert.equal(got.boxCheck.decoder, want.box_check.decoder, `${c.name}: box check decision`);
         assert.ok(Math.abs(got.boxCheck.agreement - want.box_check.agreement) <= 2e-3, `${c.name}: box check agreement`);
@@ -163,8 +167,16 @@ function hausdorff(a, b) {
   return Math.max(one(a, b), one(b, a));
 }
 
-test("mask Dice vs the expert mask (for the record)", async () => {
-  const rows = results.filter((r) => r.mode === "check");
-  assert.ok(rows.length > 0);
-  console.log(`# parity summary: min Dice vs Python ${Math.min(...results.map((r) => r.dice)).toFixed(6)} over ${results.length} masks`);
+test("summary, and Dice vs the expert masks (for the record)", async () => {
+  assert.ok(results.length > 0);
+  console.log(`# parity: min Dice vs Python ${Math.min(...results.map((r) => r.dice)).toFixed(6)} over ${results.length} masks, ${results.filter((r) => r.diff === 0).length} identical`);
+  for (const c of cases.filter((c) => c.expert)) {
+    const { data, info } = await sharp(readFileSync(c.expert)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([info.width, info.height], [c.width, c.height]);
+    const truth = Uint8Array.from(data, (v) => (v > 0 ? 1 : 0));
+    const r = results.find((r) => r.mode === "check" && r.name === c.name);
+    const d = core.dice(r.mask, truth);
+    console.log(`# ${c.name}: JS mask Dice vs expert ${d.toFixed(4)} (box check, expert box)`);
+    assert.ok(d >= 0.75, `${c.name}: Dice vs expert ${d}`);
+  }
 });

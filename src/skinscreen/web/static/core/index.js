@@ -7,4 +7,5 @@ export * from "./manifest.js";
 export * from "./backend.js";
 export * from "./pipeline.js";
 export * from "./segmenter.js";
+export * from "./live.js";
 export { webBackend, fetchBundle } from "./backends/web.js";

@@ -125,8 +125,9 @@ export class LesionSegmenter {
         this.queue = run.catch(() => undefined);
         return run;
     }
-    /** Preprocess and encode an EXIF-upright photo (and run the re-prompt prelude when loaded). */
-    encode(img) {
+    /** Preprocess and encode an EXIF-upright photo, and run the re-prompt prelude when it is loaded
+     * (`prelude: false` skips it: one box per photo, e.g. a tracker's key frames). */
+    encode(img, opts = {}) {
         return this.serial(async () => {
             const t0 = now();
             const { input, dims, transform } = preprocess(this.spec, img);
@@ -136,7 +137,7 @@ export class LesionSegmenter {
             const t2 = now();
             const timingsMs = { preprocess: t1 - t0, encoder: t2 - t1 };
             let prelude = null;
-            if (this.prelude) {
+            if (this.prelude && opts.prelude !== false) {
                 prelude = await this.prelude.run({ [this.prelude.inputNames[0]]: embedding });
                 timingsMs.prelude = now() - t2;
             }
