@@ -1,5 +1,6 @@
 // @skinscreen/core/node: the Node entry point: onnxruntime-node backend and bundles on disk.
 
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BundleSource } from "./segmenter.js";
@@ -12,5 +13,6 @@ export function dirBundle(dir: string): BundleSource & { readBytes(path: string)
     location: dir,
     readText: (p) => readFile(join(dir, p), "utf8"),
     readBytes: async (p) => new Uint8Array(await readFile(join(dir, p))),
+    sha256: async (bytes) => createHash("sha256").update(bytes).digest("hex"),
   };
 }

@@ -3,7 +3,7 @@
 
 import type { Backend, FloatTensor, Session } from "./backend.js";
 import { BundleError, SkinscreenError } from "./errors.js";
-import { type BundleFile, type Manifest, type ModelSpec, type Variant, parseManifest, pickVariant, verifyFile } from "./manifest.js";
+import { type BundleFile, type Manifest, type ModelSpec, type Variant, parseManifest, pickVariant, sha256Hex, verifyFile } from "./manifest.js";
 import {
   type Box,
   type InputTransform,
@@ -32,6 +32,9 @@ export interface BundleSource {
   /** The bytes of a bundle-relative file; omit where the backend loads files by path itself
    * (then sizes and sha256s cannot be checked here: say so to your users, or check at install). */
   readBytes?(path: string): Promise<Uint8Array>;
+  /** Lower-case hex sha256 of file bytes, where the platform has no WebCrypto (Node's crypto,
+   * expo-crypto...); default: WebCrypto, or no check (SegmenterInfo.verified says so). */
+  sha256?(bytes: Uint8Array): Promise<string | null>;
 }
 
 export interface OpenOptions {
@@ -123,7 +126,7 @@ async function loadSession(
     } catch (e) {
       throw new BundleError(`${model}: cannot read ${part} file ${file.path} from ${source.location}: ${(e as Error).message}`);
     }
-    if (verify) verified = await verifyFile(part, file, bytes, model);
+    if (verify) verified = await verifyFile(part, file, bytes, model, source.sha256 ?? sha256Hex);
   }
   try {
     const session = await backend.createSession({ part, path: file.path, ...(bytes ? { bytes } : {}) });

@@ -2,7 +2,7 @@
 // The stateful segmenter: encode a photo once, prompt it many times (LesionPredictor in
 // skinscreen/predictor.py, box prompts only: automatic mode and test-time flips stay in Python).
 import { BundleError, SkinscreenError } from "./errors.js";
-import { parseManifest, pickVariant, verifyFile } from "./manifest.js";
+import { parseManifest, pickVariant, sha256Hex, verifyFile } from "./manifest.js";
 import { boxMargin as manifestBoxMargin, boxToModel, checkSpec, expandBox, maskAgreement, maskArea, outerPolygon, postprocess, preprocess, svgPath, validateBox, validateBoxMargin, } from "./pipeline.js";
 const now = () => (globalThis.performance ?? Date).now();
 async function loadSession(source, backend, part, file, verify, model) {
@@ -16,7 +16,7 @@ async function loadSession(source, backend, part, file, verify, model) {
             throw new BundleError(`${model}: cannot read ${part} file ${file.path} from ${source.location}: ${e.message}`);
         }
         if (verify)
-            verified = await verifyFile(part, file, bytes, model);
+            verified = await verifyFile(part, file, bytes, model, source.sha256 ?? sha256Hex);
     }
     try {
         const session = await backend.createSession({ part, path: file.path, ...(bytes ? { bytes } : {}) });
