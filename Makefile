@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 WEB_VENDOR := src/skinscreen/web/static/vendor/VERSIONS
 
-.PHONY: demo test install bundle lint bench clean
+.PHONY: demo test install bundle lint bench clean js js-build js-test js-rn-check
 
 install: $(STAMP)
 
@@ -43,6 +43,30 @@ test: bundle $(WEB_VENDOR)
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
+	$(MAKE) js-test
+
+# the TypeScript SDK (js/): @skinscreen/core, built with tsc, tested with node's test runner
+# against the Python runtime on the exported bundle (onnxruntime-node: its CPU binaries are in
+# the npm tarball, its download script is skipped)
+JS_STAMP := js/node_modules/.installed
+$(JS_STAMP): js/package-lock.json
+	cd js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+	@touch $@
+
+js-build: $(JS_STAMP)
+	cd js && npm run build
+
+# rebuild and refresh the web page's committed copy of the core (src/skinscreen/web/static/core)
+js: js-build
+	cd js && npm run web --workspace @skinscreen/core
+
+# @skinscreen/react-native type-checked against the real react, react-native, Skia and
+# onnxruntime-react-native (about 1 GB of node_modules: not part of make test)
+js-rn-check: js-build
+	cd js/react-native && npm ci --ignore-scripts --no-audit --no-fund && npm run typecheck
+
+js-test: js-build bundle
+	cd js/packages/core && SKINSCREEN_PYTHON=$(abspath $(BIN)/python) node --test test/
 
 bench: bundle
 	$(BIN)/skinscreen bench

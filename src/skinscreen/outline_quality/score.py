@@ -115,7 +115,7 @@ def _check_mask(predictor, box_used: np.ndarray, shape_hw, hw) -> tuple[np.ndarr
     checker = getattr(predictor, "box_checker", None)
     if checker is None:  # e.g. interactive predictors: open the check decoder for the signal
         if not hasattr(predictor, "_quality_checker"):
-            from skinscreen.postprocess.box_check import open_box_checker
+            from skinscreen.box_check import open_box_checker
 
             predictor._quality_checker = open_box_checker(
                 predictor.bundle, predictor.engine_choice.engine, None, None
