@@ -43,6 +43,9 @@ def test_bench_json_one_photo():
     assert ort["encoder_gflops_achieved"] > 0
     assert out["matmul_peak_gflops"]["numpy_fp32_1024"] > 0
     assert out["machine"]["cpus_available"] >= 1 and "onnxruntime" in out["machine"]
+    from skinscreen.engine.cpu import cpu_info
+
+    assert out["cpu"] == cpu_info()  # the CPU class and flags every figure belongs to
 
 
 def test_bench_rejects_unknown_variant_and_bad_folder(tmp_path):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from skinscreen.engine.bundle import Bundle, open_bundle
+from skinscreen.engine.cpu import cpu_info, cpu_line
 from skinscreen.errors import SkinscreenError
 from skinscreen.evaluate.metrics import dice
 from skinscreen.io.image import load_image, load_mask
@@ -180,6 +181,7 @@ def default_choice(manifest: dict):
         engine="auto",
         openvino_available=ovmod.openvino_available(),
         cpu_bf16=ovmod.cpu_supports_bf16,
+        isa=cpu_info()["isa"],
     )
 
 
@@ -361,6 +363,7 @@ def run_bench(
     auto = default_choice(manifest)
     photos = bench_photos(images, limit)
     result: dict = {
+        "cpu": dict(cpu_info()),  # the CPU class every figure here belongs to
         "machine": machine_description(),
         "threads": threads,
         "box_check_requested": BOX_CHECK_ARG[box_check],
@@ -614,9 +617,11 @@ def smallest_gated_bundle(manifest: dict, bundle: Bundle) -> tuple[str, float] |
 
 
 def markdown_table(r: dict) -> str:
-    """The results as a Markdown table (medians; ms unless stated)."""
+    """The results as a Markdown table (medians; ms unless stated), under a line naming the CPU
+    class and flags they were measured on."""
     head = (
-        "| pipeline | size MB | load | pre | encoder | prelude | decoder | box check | post | "
+        (f"{cpu_line(r['cpu'])}\n\n" if "cpu" in r else "")
+        + "| pipeline | size MB | load | pre | encoder | prelude | decoder | box check | post | "
         "file->mask | re-prompt | cold start s | peak RSS MB | encoder GFLOP/s | "
         "Dice vs fp32 mean / min | Dice vs expert | speedup |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"

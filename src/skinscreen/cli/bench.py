@@ -107,7 +107,11 @@ def command(
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
+    from skinscreen.engine.cpu import cpu_line
+
     m = result["machine"]
+    if not markdown:  # markdown_table starts with the same line
+        click.echo(cpu_line(result["cpu"]))
     click.echo(
         f"{m.get('cpu', '?')}, {m.get('cpus_available')} CPUs, {threads} threads, "
         f"{result['images']['n']} photos from {result['images']['dir']}"

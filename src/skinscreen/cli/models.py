@@ -7,6 +7,42 @@ import json
 import click
 
 
+def this_cpu(manifest: dict, root) -> dict:
+    """Which variant and engine this CPU runs for ``manifest`` (``engine="auto"``), why, and
+    which faster or refused variants it passes over and why (``refused``)."""
+    from skinscreen.engine import openvino as ovmod
+    from skinscreen.engine.cpu import cpu_info
+    from skinscreen.engine.select import choose_engine, cpu_default, default_engine, regate_command
+
+    cpu = cpu_info()
+    try:
+        c = choose_engine(
+            manifest,
+            engine=default_engine(),
+            openvino_available=ovmod.openvino_available(),
+            cpu_bf16=ovmod.cpu_supports_bf16,
+            isa=cpu["isa"],
+        )
+    except Exception as e:  # e.g. an engine asked for in $SKINSCREEN_ENGINE that cannot run
+        return {"isa": cpu["isa"], "flags": cpu["flags"], "error": str(e), "refused": {},
+                "variant": "?", "engine": "?", "reason": str(e)}  # fmt: skip
+    _, _, refused = cpu_default(manifest, cpu["isa"])
+    refused = {
+        k: why.replace(regate_command(manifest, k), regate_command(manifest, k, root))
+        for k, why in refused.items()
+        if k != c.variant
+    }
+    return {
+        "isa": cpu["isa"],
+        "flags": cpu["flags"],
+        "variant": c.variant,
+        "engine": c.engine,
+        "precision": c.precision,
+        "reason": c.reason,
+        "refused": refused,
+    }
+
+
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.option(
@@ -59,6 +95,7 @@ def command(as_json, card):
             "path": str(root),
             "model": m["model"],
             "default_variant": m["default_variant"],
+            "this_cpu": this_cpu(m, root),
             "variants": variants,
             "parity": m.get("parity"),
         }
@@ -89,6 +126,10 @@ def command(as_json, card):
             click.echo(f"\n{name}: BROKEN: {b['error']}")
             continue
         click.echo(f"\n{name} ({b['path']}), default variant {b['default_variant']}")
+        c = b["this_cpu"]
+        click.echo(f"  this CPU ({c['isa']}) runs {c['variant']} in {c['engine']}: {c['reason']}")
+        for k, why in c["refused"].items():
+            click.echo(f"    not {k}: {why}")
         for vname, v in b["variants"].items():
             extra = v["bytes"] - v["required_bytes"]
             opt = f" (+{extra / 1e6:.1f} MB optional re-prompt pair)" if extra else ""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skinscreen.engine.bundle import Bundle, open_bundle, verify_files
+from skinscreen.engine.cpu import cpu_info
 from skinscreen.errors import BundleError, MissingExtraError, SkinscreenError
 
 ENGINES = ("auto", "onnxruntime", "openvino")
@@ -75,6 +76,107 @@ def _is_openvino(variant_info: dict) -> bool:
     return variant_info.get("engine") == "openvino" or variant_info.get("format") == "openvino"
 
 
+# Fastest first on x86 CPUs (BENCHMARKS.md); the export's CPU default follows the same order.
+CPU_PREFERENCE = (
+    "onnx-int8",
+    "ort-int8",
+    "onnx-fp32",
+    "ort-fp32",
+    "onnx-int8w",  # fp32 arithmetic plus a DequantizeLinear per weight: for size, not speed
+    "ort-int8w",
+    "onnx-int8w16",
+    "ort-int8w16",
+    "onnx-fp16",
+    "ort-fp16",
+)
+X86_CLASSES = ("avx512-bf16", "avx512-vnni", "avx512", "avx2", "x86-64")
+VNNI_CLASSES = ("avx512-bf16", "avx512-vnni")  # u8 x s8 dot products summed exactly in int32
+# precisions whose arithmetic is float (fp32 / fp16 storage): one gate holds on every CPU class
+FLOAT_PRECISIONS = ("fp32", "fp16", "int8w", "int8w16")
+
+
+@dataclass(frozen=True)
+class CpuVerdict:
+    """Whether a variant's gate result holds on a CPU class (:func:`gated_on`)."""
+
+    ok: bool
+    reason: str
+
+
+def regate_command(manifest: dict, key: str, root: str | Path | None = None) -> str:
+    """The command that rebuilds variant ``key`` and gates it on this machine's CPU."""
+    fmt, _, precision = key.partition("-")
+    out = f" --out {root}" if root is not None else ""
+    which = "--format openvino" if fmt == "openvino" else f"--format {fmt} --precision {precision}"
+    return f"skinscreen export --model {manifest.get('model', 'litemedsam')} {which}{out}"
+
+
+def gated_on(info: dict, isa: str) -> CpuVerdict:
+    """Does variant ``info``'s accuracy gate hold on CPU class ``isa``
+    (:func:`skinscreen.engine.cpu.cpu_class`)?
+
+    Yes when it passed (not forced) and: its arithmetic is float (:data:`FLOAT_PRECISIONS`:
+    rounding differs by ISA only in summation order), or it was measured on ``isa``, or
+    ``isa`` is among the classes its recipe is exact on (``gate.isa_checked``, e.g. the 7-bit
+    INT8 recipe on every x86 class). A gate without a recorded class (bundles exported before
+    ``isa``) holds for float variants, ``openvino-bf16`` (whose native-bf16 check is made at run
+    time) and, on VNNI classes only, INT8.
+    """
+    gate = info.get("accuracy", {}).get("gate")
+    precision = info.get("precision", "fp32")
+    if gate is None:
+        return CpuVerdict(True, "no gate record")
+    if not gate.get("passed", False) or gate.get("forced", False):
+        return CpuVerdict(False, f"accuracy gate failed: {gate.get('reason', '?')}")
+    on = gate.get("isa")
+    if precision in FLOAT_PRECISIONS:
+        return CpuVerdict(True, f"gate passed{f' on {on}' if on else ''} (float arithmetic)")
+    if on == isa:
+        return CpuVerdict(True, f"gate passed on this CPU class ({isa})")
+    if isa in gate.get("isa_checked", ()):
+        return CpuVerdict(
+            True, f"gate passed on {on}; its integer arithmetic is exact on {isa} as well"
+        )
+    if on is None:
+        if precision == "bf16":
+            return CpuVerdict(True, "gate passed (CPU class not recorded)")
+        if precision == "int8" and isa in VNNI_CLASSES:
+            # exported before isa records (full-range int8 weights): VNNI kernels add u8 x s8
+            # products exactly in int32, so this CPU computes the exact integer results
+            return CpuVerdict(
+                True, f"gate passed on an unrecorded CPU class; INT8 is exact on {isa} (VNNI)"
+            )
+        return CpuVerdict(False, "gated on an unrecorded CPU class (exported before isa records)")
+    where = "x86 only" if on in X86_CLASSES and isa == "arm64" else on
+    return CpuVerdict(False, f"gated on {where}, not on this CPU class ({isa})")
+
+
+def cpu_default(
+    manifest: dict, isa: str, preference: tuple[str, ...] = CPU_PREFERENCE
+) -> tuple[str, str, dict[str, str]]:
+    """(variant, reason, refused) for a CPU of class ``isa``: the first variant of
+    ``preference`` in the bundle whose gate holds on that class (:func:`gated_on`), else
+    ``onnx-fp32``. ``refused``: ``{variant: why}`` for the faster ones passed over, and for
+    the variants the gate refused at export (``manifest["gate"]["rejected"]``)."""
+    variants = manifest["variants"]
+    refused: dict[str, str] = {}
+    for k, acc in (manifest.get("gate", {}).get("rejected") or {}).items():
+        g = acc.get("gate", {})
+        refused[k] = f"refused at export on {g.get('isa', '?')}: {g.get('reason', '?')}"
+    for key in preference:
+        if key not in variants:
+            continue
+        v = gated_on(variants[key], isa)
+        if v.ok:
+            why = f"{key}: fastest variant whose gate holds on {isa}; {v.reason}"
+            skipped = [k for k in preference if k in refused]
+            if skipped:
+                why += f"; not {', '.join(skipped)} (see skinscreen models)"
+            return key, why, refused
+        refused[key] = f"{v.reason}; to gate it here: {regate_command(manifest, key)}"
+    return "onnx-fp32", f"onnx-fp32: no faster variant gated on {isa}", refused
+
+
 def choose_engine(
     manifest: dict,
     *,
@@ -82,6 +184,7 @@ def choose_engine(
     engine: str = "auto",
     openvino_available: bool,
     cpu_bf16: bool | Callable[[], bool],
+    isa: str | None = None,
 ) -> EngineChoice:
     """Decide engine and variant from explicit facts (no imports, no model runs).
 
@@ -91,6 +194,9 @@ def choose_engine(
         engine: ``auto``, ``onnxruntime`` or ``openvino``.
         openvino_available: whether ``import openvino`` would work.
         cpu_bf16: whether the CPU has native bf16 (or a callable asked only when needed).
+        isa: this CPU's class (:func:`skinscreen.engine.cpu.cpu_class`): the ONNX Runtime
+            default is then the fastest variant gated on that class (:func:`cpu_default`)
+            instead of the manifest's ``default_variant`` (the exporting machine's).
 
     Raises :class:`SkinscreenError` for impossible requests (unknown engine, an OpenVINO variant
     with ``engine="onnxruntime"``, an INT8/FP16 variant with ``engine="openvino"``) and
@@ -113,6 +219,10 @@ def choose_engine(
         return EngineChoice("openvino", key, precision, reason)
 
     default = manifest["default_variant"]
+    why_default = ""
+    if isa is not None:
+        default, why_default, _ = cpu_default(manifest, isa)
+        why_default = f" ({why_default})"
     if engine == "onnxruntime":
         key = variant or default
         if _is_openvino(variants[key]):
@@ -120,7 +230,7 @@ def choose_engine(
                 f"variant {key} runs only in OpenVINO: drop --engine onnxruntime or pick another "
                 "--variant"
             )
-        return ort(key, "engine onnxruntime requested")
+        return ort(key, "engine onnxruntime requested" + ("" if variant else why_default))
 
     if engine == "openvino":
         if not openvino_available:
@@ -167,13 +277,15 @@ def choose_engine(
         return ort(variant, f"variant {variant} requested")
     info = variants.get(OPENVINO_VARIANT)
     if info is None:
-        return ort(default, f"bundle has no {OPENVINO_VARIANT} variant")
+        return ort(default, f"bundle has no {OPENVINO_VARIANT} variant{why_default}")
     if not gate_passed(info):
-        return ort(default, f"{OPENVINO_VARIANT} did not pass the accuracy gate")
+        return ort(default, f"{OPENVINO_VARIANT} did not pass the accuracy gate{why_default}")
     if not openvino_available:
-        return ort(default, 'openvino is not installed (pip install "skinscreen[fast]")')
+        return ort(
+            default, f'openvino is not installed (pip install "skinscreen[fast]"){why_default}'
+        )
     if not bf16():
-        return ort(default, "this CPU has no native bf16")
+        return ort(default, f"this CPU has no native bf16{why_default}")
     return ov(OPENVINO_VARIANT, "openvino installed, CPU has bf16, gate passed")
 
 
@@ -198,6 +310,7 @@ def open_for_engine(
         engine=engine,
         openvino_available=ovmod.openvino_available(),
         cpu_bf16=ovmod.cpu_supports_bf16,
+        isa=cpu_info()["isa"],
     )
     verify_files(first.root, first.manifest, choice.variant)
     return Bundle(root=first.root, manifest=first.manifest, variant=choice.variant), choice
