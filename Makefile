@@ -33,7 +33,7 @@ $(WEB_VENDOR): scripts/fetch_web_vendor.sh
 
 demo: bundle $(WEB_VENDOR)
 	$(BIN)/skinscreen segment examples/images examples/phone/PAD_PAT_1020_111_593.jpg --out $(DEMO_OUT)/auto
-	$(BIN)/skinscreen segment examples/images/ISIC_0012099.jpg --box 400,150,610,450 --out $(DEMO_OUT)/box
+	$(BIN)/skinscreen segment examples/images/ISIC_0012099.jpg --box 440,265,570,375 --out $(DEMO_OUT)/box
 	@echo
 	@echo "Demo results (masks, overlays, JSON) are in $(abspath $(DEMO_OUT))/: auto/ (no box, automatic mode) and box/ (a drawn box)"
 	@echo "Try:  $(BIN)/skinscreen segment YOUR_PHOTO.jpg --box X0,Y0,X1,Y1 --out results/"
