@@ -290,7 +290,11 @@ def client_cmd(data_dir, superlink, root_certificates, site_name, **kw):
         "audit-dir": s.audit_dir,
         "site-name": site_name or data_dir.name,
     }
-    work = Path(s.cache_dir or data_dir.resolve()).parent / f".skinscreen-supernode-{data_dir.name}"
+    from skinscreen import paths
+
+    # the SuperNode's working folder: next to the embedding cache (default $SKINSCREEN_HOME)
+    home = Path(s.cache_dir).parent if s.cache_dir else paths.home()
+    work = home / "federate" / f"supernode-{data_dir.resolve().name}"
     work.mkdir(parents=True, exist_ok=True)
     _stop_on_sigterm()
     proc = deploy.start_supernode(superlink, node, work, root_certificates)
