@@ -274,3 +274,32 @@ def test_real_server_and_clients_over_tls_resume_two_rounds(simulated, fed):
     hist = json.loads((out / "checkpoint.json").read_text())["history"]
     assert [h["round"] for h in hist] == [1, 2, 3]
     assert all(len(h["train"]) == 2 for h in hist)
+
+
+def test_result_is_a_registered_model_with_provenance(simulated, fed, monkeypatch):
+    """The run's decoder asset registers as a model whose weights load (sha256-pinned deltas)
+    to the federated parameters; a new process finds it by name; provenance names the run."""
+    from safetensors.numpy import load_file
+
+    from skinscreen.export.reference import load_model
+    from skinscreen.spec import REGISTRY, get_spec
+    from skinscreen.train.federated.asset import register_run
+    from skinscreen.train.federated.task import get_parameters
+
+    out, _, _ = simulated
+    monkeypatch.setenv("SKINSCREEN_HOME", str(fed / "home"))
+    spec = register_run(out, "litemedsam-fed-test")
+    try:
+        fedp = spec.extra["federated"]
+        assert fedp["strategy"] == "fedavg" and fedp["dp"] is None
+        assert sorted(fedp["site_photos"]) == [2, 2]
+        assert (out / "decoder.safetensors").stat().st_size < 5_000_000
+        got = get_parameters(load_model(spec))
+        want = load_file(str(out / "checkpoint.safetensors"))
+        assert set(got) == set(want)
+        for k, v in want.items():  # int8 deltas: well under 1e-3 of the weights
+            assert np.abs(got[k] - v).max() < 1e-3, k
+        del REGISTRY["litemedsam-fed-test"]
+        assert get_spec("litemedsam-fed-test").extra["decoder_weights"]["sha256"]
+    finally:
+        REGISTRY.pop("litemedsam-fed-test", None)

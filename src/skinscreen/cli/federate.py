@@ -226,6 +226,7 @@ def server_cmd(min_clients, host, port, certfile, keyfile, ca_certfile, timeout,
     work.mkdir(parents=True, exist_ok=True)
     port = port or deploy.free_port(host)
     tls = deploy.tls_args(certfile, keyfile, ca_certfile)
+    _stop_on_sigterm()
     link = deploy.start_superlink(host, port, work, tls, work / "superlink.log")
     try:
         deploy.wait_port(host, port, link)
@@ -289,14 +290,33 @@ def client_cmd(data_dir, superlink, root_certificates, site_name, **kw):
         "audit-dir": s.audit_dir,
         "site-name": site_name or data_dir.name,
     }
-    work = Path(s.cache_dir or data_dir.resolve()).parent / f".skinscreen-supernode-{data_dir.name}"
+    from skinscreen import paths
+
+    # the SuperNode's working folder: next to the embedding cache (default $SKINSCREEN_HOME)
+    home = Path(s.cache_dir).parent if s.cache_dir else paths.home()
+    work = home / "federate" / f"supernode-{data_dir.resolve().name}"
     work.mkdir(parents=True, exist_ok=True)
+    _stop_on_sigterm()
     proc = deploy.start_supernode(superlink, node, work, root_certificates)
     click.echo(f"SuperNode for {data_dir} connected to {superlink} (Ctrl-C to leave)", err=True)
+    code = 1
     try:
-        sys.exit(proc.wait())
+        code = proc.wait()
     except KeyboardInterrupt:
+        code = 0
+    finally:
         deploy.stop(proc)
+    sys.exit(code)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the Flower process this command started is stopped."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 @command.command("export")

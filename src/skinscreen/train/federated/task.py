@@ -108,7 +108,7 @@ def local_train(
         loss = _example_loss(model, spec, ex, seed, f"{ex.id}/{ex.view}@{tag}/{step}")
         if loss is None:
             continue
-        seen.append(float(loss))
+        seen.append(float(loss.detach()))
         if anchor is not None:
             prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
             loss = loss + proximal_mu / 2 * prox
