@@ -247,11 +247,6 @@ def compare_photos(
                 )
         seg_l = _reprompt(predictor, seg_l, box_margin)
         predictor.reset_image()
-        if registration is None and seg_e.mask.any() and seg_l.mask.any():
-            # the lesion may have changed; the skin around it has not: register on the skin
-            again = register(earlier, later, exclude_earlier=seg_e.mask, exclude_later=seg_l.mask)
-            if again.ok:
-                reg = again
         earlier_mask, later_mask = seg_e.mask, seg_l.mask
         prob_e, prob_l = seg_e.probability, seg_l.probability
     earlier_mask = np.asarray(earlier_mask).astype(bool)
@@ -262,6 +257,11 @@ def compare_photos(
                 f"no lesion outlined in the {which} photo: give --box X0,Y0,X1,Y1 (earlier photo)"
             )
 
+    if registration is None:
+        # the lesion may have changed, the skin around it has not: register again on the skin
+        again = register(earlier, later, exclude_earlier=earlier_mask, exclude_later=later_mask)
+        if again.ok:
+            reg = again
     mapped = warp_to_later(earlier_mask, reg.matrix, size_l)
     ys, xs = np.nonzero(earlier_mask)
     step = max(1, len(xs) // 20000)

@@ -27,7 +27,7 @@ WORK_SIDE = 1024
 #: A ruler needs at least this many long ticks in a row.
 MIN_TICKS = 5
 #: Tick positions may deviate from the fitted even spacing by at most this fraction of it (RMS).
-MAX_RESIDUAL = 0.08
+MAX_RESIDUAL = 0.03
 #: Plausible pitch of the long ticks, working px.
 PITCH_RANGE = (6.0, 250.0)
 
