@@ -296,15 +296,30 @@ def gate_verdict(accuracy: dict) -> tuple[bool, str]:
     return True, reason
 
 
-def gate_record(accuracy: dict, *, forced: bool = False) -> dict:
-    """The ``gate`` sub-record stored with a variant's accuracy."""
+def gate_record(accuracy: dict, *, forced: bool = False, isa_exact: bool = False) -> dict:
+    """The ``gate`` sub-record stored with a variant's accuracy, with the CPU it ran on:
+    ``isa`` (:func:`skinscreen.engine.cpu.cpu_class`), ``cpu_flags`` (read at export),
+    ``cpu_model`` and ``isa_checked``: the classes the result holds on (this one; with
+    ``isa_exact``, a recipe whose integer arithmetic is exact on every x86 kernel, every x86
+    class; never arm64, which no gate here measured)."""
+    from skinscreen.engine.cpu import cpu_info
+    from skinscreen.engine.select import X86_CLASSES
+
     passed, reason = gate_verdict(accuracy)
+    cpu = cpu_info()
+    checked = [cpu["isa"]]
+    if isa_exact and cpu["isa"] in X86_CLASSES:
+        checked = list(X86_CLASSES)
     return {
         "mean_dice_min": MEAN_DICE_MIN,
         "worst_dice_min": WORST_DICE_MIN,
         "passed": passed,
         "forced": bool(forced and not passed),
         "reason": reason,
+        "isa": cpu["isa"],
+        "cpu_flags": cpu["flags"],
+        "cpu_model": cpu["model"],
+        "isa_checked": checked,
     }
 
 

@@ -10,9 +10,15 @@ that passed the gate (order measured in BENCHMARKS.md: :data:`CPU_PREFERENCE`).
 
 Variants:
 
-- ``onnx-int8``: weight MatMuls (encoder) and MatMul/Gemm (decoder) dynamically quantized: int8
-  per-output-channel weights, uint8 activations quantized per call (no calibration data needed,
-  so every machine builds the same bundle). The encoder's MLP down-projections (``fc2``) stay
+- ``onnx-int8``: weight MatMuls (encoder) and MatMul/Gemm (decoder) dynamically quantized: uint8
+  per-output-channel weights (U8U8, :data:`INT8_WEIGHTS`), uint8 activations quantized per call
+  (no calibration data needed, so every machine builds the same bundle). ONNX Runtime's u8 x u8
+  kernels widen to 16 bits before multiplying, so the integer results are the same on AVX2 and
+  AVX-512 (VNNI) kernels and the gate's figures hold on every x86 class (``gate.isa_checked``);
+  full-range int8 weights (``int8_method="dynamic-s8"``, the recipe before) saturate in int16
+  on CPUs without VNNI (``vpmaddubsw``) and fail the gate there; ``"dynamic-7bit"``
+  (``reduce_range``) is exact too but loses more accuracy (mask Dice vs fp32 0.9906 / 0.9716 on
+  17 gate photos vs 0.9952 / 0.9875 for U8U8). The encoder's MLP down-projections (``fc2``) stay
   float32 (:data:`SENSITIVE_MATMUL`); convolutions stay float32 (int8 convolutions fail the
   gate). ``int8_method="qdq"`` instead calibrates static QDQ
   activations on lesions-train photos (never the gate photos); ``"dynamic-all"`` quantizes
@@ -58,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skinscreen.engine.select import CPU_PREFERENCE as RUNTIME_CPU_PREFERENCE
 from skinscreen.errors import BundleError, SkinscreenError
 
 FORMATS = ("onnx", "ort", "coreml")
@@ -65,22 +72,25 @@ PRECISIONS = ("fp32", "fp16", "int8", "int8w", "int8w16")
 WEIGHT_ONLY = ("int8w", "int8w16")
 WEIGHT_ONLY_MIN_ELEMENTS = 1024
 INT8W_SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
-INT8_METHODS = ("dynamic", "qdq", "dynamic-all")
-CALIBRATION_PHOTOS = 16
-# Fastest first, measured on the 2-core x86 dev machine (BENCHMARKS.md). CoreML variants never
-# run here; fp16 is slow on CPUs without fp16 arithmetic.
-CPU_PREFERENCE = (
-    "onnx-int8",
-    "ort-int8",
-    "onnx-fp32",
-    "ort-fp32",
-    "onnx-int8w",  # fp32 arithmetic plus a DequantizeLinear per weight: for size, not speed
-    "ort-int8w",
-    "onnx-int8w16",
-    "ort-int8w16",
-    "onnx-fp16",
-    "ort-fp16",
+INT8_METHODS = ("dynamic", "dynamic-7bit", "dynamic-s8", "qdq", "dynamic-all")
+# Weight formats of the dynamic INT8 recipes: (onnxruntime QuantType name, reduce_range, what).
+# Without VNNI, ONNX Runtime's x86 u8 x s8 kernels (AVX2, AVX-512 without VNNI) add pairs of
+# products in int16 (vpmaddubsw), which saturates: 2 x 255 x 127 > 32767. Weights in the 7-bit
+# range (reduce_range: -64..64) keep every pair sum within int16 (2 x 255 x 64 = 32640), so the
+# integer arithmetic is exact on every x86 kernel; u8 x u8 weights (U8U8, shipped: more
+# accurate than 7-bit) use kernels that widen to 16 bits first (exact too).
+INT8_WEIGHTS = {
+    "dynamic": ("QUInt8", False, "uint8 asymmetric per output channel (U8U8 kernels)"),
+    "dynamic-7bit": ("QInt8", True, "int8 symmetric per output channel, 7-bit (reduce_range)"),
+    "dynamic-s8": ("QInt8", False, "int8 symmetric per output channel, full 8-bit range"),
+}
+ISA_EXACT_NOTE = (
+    "u8 x s8 pair sums fit int16 (7-bit weights): the same integer results on AVX2 and "
+    "AVX-512 (with or without VNNI) kernels; ARM64 not measured"
 )
+CALIBRATION_PHOTOS = 16
+# Fastest first (BENCHMARKS.md): the runtime's order (skinscreen.engine.select), one definition.
+CPU_PREFERENCE = RUNTIME_CPU_PREFERENCE
 PLATFORM_PREFERENCE = {
     "cpu-x86_64": CPU_PREFERENCE,
     # x86-64 with native bf16 and the Python runtime's OpenVINO engine (skinscreen.engine.select)
@@ -258,21 +268,19 @@ def quantize_encoder_int8(spec, src: Path, dst: Path, method: str, photos: list[
                     "images": [p.name for p in photos],
                 },
             }
-        elif method in ("qdq", "dynamic"):
+        elif method == "qdq" or method in INT8_WEIGHTS:
+            wtype, reduce, what = INT8_WEIGHTS["dynamic" if method == "qdq" else method]
             quantize_dynamic(
                 str(src),
                 str(dst),
                 op_types_to_quantize=["MatMul"],
                 nodes_to_exclude=keep,
                 per_channel=True,
-                weight_type=QuantType.QInt8,
+                reduce_range=reduce,
+                weight_type=getattr(QuantType, wtype),
             )
-            rec = {
-                "method": "dynamic (onnxruntime.quantization.quantize_dynamic)",
-                "ops": "weight MatMuls except the MLP fc2 (kept float32)",
-                "weights": "int8 symmetric per output channel",
-                "activations": "uint8 quantized per call (no calibration)",
-            }
+            rec = dynamic_record(method if method in INT8_WEIGHTS else "dynamic")
+            rec["ops"] = "weight MatMuls except the MLP fc2 (kept float32)"
             if method == "qdq":
                 rec["note"] = "no calibration photos found: fell back to dynamic quantization"
         elif method == "dynamic-all":
@@ -307,11 +315,42 @@ def decoder_computes_all_masks(path: Path) -> bool:
     return any("output_hypernetworks_mlps.1" in n for n in names)
 
 
-def quantize_decoder_int8(src: Path, dst: Path) -> dict:
-    """INT8 decoder: dynamic int8 (per output channel) weight MatMul/Gemm."""
+def dynamic_record(method: str) -> dict:
+    """The ``quantization`` record of a dynamic INT8 recipe (:data:`INT8_WEIGHTS`)."""
+    wtype, reduce, what = INT8_WEIGHTS[method]
+    rec = {
+        "method": "dynamic (onnxruntime.quantization.quantize_dynamic)",
+        "recipe": method,
+        "weights": what,
+        "weight_type": wtype,
+        "reduce_range": reduce,
+        "activations": "uint8 quantized per call (no calibration)",
+    }
+    if reduce or wtype == "QUInt8":
+        rec["isa_independent"] = (
+            ISA_EXACT_NOTE
+            if reduce
+            else "u8 x u8 kernels widen to 16 bits: the same integer results on AVX2 and "
+            "AVX-512 (VNNI) kernels; ARM64 not measured"
+        )
+    else:
+        rec["isa_independent"] = False
+        rec["isa_note"] = (
+            "full-range int8 weights: without VNNI (AVX2) ONNX Runtime's u8 x s8 pair sums "
+            "saturate in int16, so accuracy depends on the CPU"
+        )
+    return rec
+
+
+def quantize_decoder_int8(src: Path, dst: Path, method: str = "dynamic") -> dict:
+    """INT8 decoder: dynamic per-output-channel weight MatMul/Gemm, in the weight format of the
+    encoder's recipe ``method`` (:data:`INT8_WEIGHTS`; the QDQ and all-ops recipes use
+    ``dynamic``'s)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    method = method if method in INT8_WEIGHTS else "dynamic"
+    wtype, reduce, _ = INT8_WEIGHTS[method]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_dynamic(
@@ -320,14 +359,12 @@ def quantize_decoder_int8(src: Path, dst: Path) -> dict:
             op_types_to_quantize=["MatMul", "Gemm"],
             nodes_to_exclude=_activation_matmuls(onnx.load(str(src))),
             per_channel=True,
-            weight_type=QuantType.QInt8,
+            reduce_range=reduce,
+            weight_type=getattr(QuantType, wtype),
         )
-    return {
-        "method": "dynamic (onnxruntime.quantization.quantize_dynamic)",
-        "ops": "weight MatMul and Gemm",
-        "weights": "int8 symmetric per output channel",
-        "activations": "uint8 quantized per call",
-    }
+    rec = dynamic_record(method)
+    rec["ops"] = "weight MatMul and Gemm"
+    return rec
 
 
 # onnx-int8w16: the encoder's BN-folded convolutions are what int8 weight storage cannot afford
@@ -857,7 +894,7 @@ def add_variants(
                     spec, src["encoder"], d / "encoder.onnx", int8_method, photos
                 )
                 say("onnx-int8: quantizing the decoder (dynamic)")
-                dec = quantize_decoder_int8(src["decoder"], d / "decoder.onnx")
+                dec = quantize_decoder_int8(src["decoder"], d / "decoder.onnx", int8_method)
                 details["quantization"] = {"encoder": enc, "decoder": dec}
             onnx_built[p] = VariantResult(
                 variant_key("onnx", p),
@@ -941,7 +978,9 @@ def add_variants(
                     r.files["decoder"],
                     fast if r.format == "onnx" else None,
                 )
-                r.accuracy["gate"] = gate_record(r.accuracy, forced=force)
+                r.accuracy["gate"] = gate_record(
+                    r.accuracy, forced=force, isa_exact=_isa_exact(r.precision, r.details)
+                )
                 r.passed = r.accuracy["gate"]["passed"]
                 r.reason = r.accuracy["gate"]["reason"]
             if not r.passed and force:
@@ -968,6 +1007,13 @@ def add_variants(
             + (f"; written: {', '.join(accepted)}" if accepted else "")
         )
     return report
+
+
+def _isa_exact(precision: str, details: dict) -> bool:
+    """True for an INT8 variant whose every quantized graph uses an ISA-exact recipe
+    (:data:`INT8_WEIGHTS`: 7-bit or u8 weights), so its gate holds on every x86 class."""
+    q = details.get("quantization", {})
+    return precision == "int8" and bool(q) and all(r.get("isa_independent") for r in q.values())
 
 
 def _ort_version() -> str:
@@ -1011,10 +1057,20 @@ def _updated_manifest(
     m["platform_defaults"] = platform_defaults(m["variants"])
     m["gate"] = {
         "reference": "PyTorch fp32",
+        "isa": fp32_acc["gate"]["isa"],
+        "cpu_flags": fp32_acc["gate"]["cpu_flags"],
         "mean_dice_min": 0.99,
         "worst_dice_min": 0.95,
         "images": fp32_acc["images"],
-        "rejected": {k: results[k].accuracy for k in rejected},
+        # refusals of earlier runs stay recorded unless this run measured the variant again
+        "rejected": {
+            **{
+                k: v
+                for k, v in (manifest.get("gate", {}).get("rejected") or {}).items()
+                if k not in results and k not in m["variants"]
+            },
+            **{k: results[k].accuracy for k in rejected},
+        },
     }
     versions = m.setdefault("versions", {})
     try:
