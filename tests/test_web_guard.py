@@ -3,6 +3,7 @@ work queue (503 + Retry-After), dropped work for gone clients, health under load
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -139,3 +140,42 @@ def test_full_queue_answers_503_with_retry_after_and_health_stays_up(live):
         else:
             assert r.json()["area_px"] > 0
     assert app.state.work_queue.stats()["admitted"] == 0
+
+
+def test_work_of_a_gone_client_is_dropped(live):
+    url, port, app = live
+    app.state.service.cache.clear()
+    first = threading.Thread(
+        target=lambda: httpx.post(
+            f"{url}/api/segment",
+            files={"image": ("p.jpg", _photo_variant(100), "image/jpeg")},
+            data={"box": BOX, "features": "false"},
+            timeout=300,
+        )
+    )
+    first.start()
+    deadline = time.time() + 60
+    while app.state.work_queue.stats()["running"] < 1:  # the first holds the only worker
+        assert time.time() < deadline
+        time.sleep(0.01)
+    req = httpx.Request(
+        "POST",
+        f"{url}/api/segment",
+        files={"image": ("p.jpg", _photo_variant(101), "image/jpeg")},
+        data={"box": BOX, "features": "false"},
+    )
+    body = req.read()
+    head = f"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "host"
+    )
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(head.encode() + b"\r\n" + body)
+        time.sleep(0.1)  # queued behind the first request; then the client gives up
+    first.join(timeout=300)
+    deadline = time.time() + 60
+    while app.state.work_queue.stats()["dropped_disconnected"] < 1:
+        assert time.time() < deadline, app.state.work_queue.stats()
+        time.sleep(0.2)
+    # the dropped photo was never encoded: only the first one is in the cache
+    assert len(app.state.service.cache) == 1
+    assert json.loads(httpx.get(f"{url}/api/health", timeout=60).text)["queue"]["admitted"] == 0

@@ -9,7 +9,9 @@
   the answer is 503 with ``Retry-After`` at once (before the upload is read). A waiting request
   whose client went away is dropped before it costs an encoder run.
 - :func:`release_memory`: hands freed heap back to the OS (glibc ``malloc_trim``) once the queue
-  is empty, so RSS comes back down after a burst.
+  has been empty for :data:`TRIM_AFTER_IDLE_S`, so RSS comes back down after a burst. A waiting
+  request whose client disconnected is detected through the server's own ``receive`` (kept in
+  the scope by :class:`HostOriginGuard`, outside Starlette's middleware wrappers).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from fastapi import HTTPException, Request
 #: TestClient's name: a single label that no public DNS resolves, so not a rebinding vector.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain", "testserver")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+#: Seconds the work queue must stay empty before freed heap is handed back to the OS.
+TRIM_AFTER_IDLE_S = 5.0
 
 
 def _host_name(host: str) -> str:
@@ -54,6 +58,8 @@ class HostOriginGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        # the server's own receive, for WorkQueue's disconnect check (inner middleware wraps it)
+        scope["skinscreen.receive"] = receive
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
         if self.hosts is not None and _host_name(host) not in self.hosts:
@@ -137,7 +143,15 @@ class WorkQueue:
         finally:
             self.admitted -= 1
             if self.admitted == 0:
-                threading.Thread(target=release_memory, daemon=True).start()
+                # malloc_trim holds the heap lock for up to seconds on a big heap: run it only
+                # once the server has stayed idle a while, never between two requests of a burst
+                t = threading.Timer(TRIM_AFTER_IDLE_S, self._trim_if_idle)
+                t.daemon = True
+                t.start()
+
+    def _trim_if_idle(self) -> None:
+        if self.admitted == 0:
+            release_memory()
 
     async def run(self, request: Request, fn, *args):
         from fastapi.concurrency import run_in_threadpool
@@ -149,11 +163,11 @@ class WorkQueue:
                 await asyncio.wait_for(self._slots.acquire(), timeout=0.25)
                 break
             except TimeoutError:
-                if await request.is_disconnected():
+                if await client_gone(request):
                     self.dropped += 1
                     raise ClientGone() from None
         try:
-            if await request.is_disconnected():
+            if await client_gone(request):
                 self.dropped += 1
                 raise ClientGone()
             self.running += 1
@@ -163,6 +177,20 @@ class WorkQueue:
                 self.running -= 1
         finally:
             self._slots.release()
+
+
+async def client_gone(request: Request) -> bool:
+    """True when the client has disconnected (asks the server's receive without waiting)."""
+    import anyio
+
+    raw = request.scope.get("skinscreen.receive")
+    if raw is None:
+        return await request.is_disconnected()
+    message: dict = {}
+    with anyio.CancelScope() as cs:
+        cs.cancel()
+        message = await raw()
+    return message.get("type") == "http.disconnect"
 
 
 _LIBC = None
