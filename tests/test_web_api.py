@@ -417,9 +417,12 @@ def test_server_still_answers_after_bad_requests(client, photo_bytes):
 @pytest.fixture(scope="module")
 def live_server(settings):
     """The app on a real uvicorn server (own thread, random port)."""
+    from dataclasses import replace
+
     import uvicorn
 
-    app = create_app(settings)
+    # a queue deep enough for the 20 parallel requests below (the default answers 503 beyond 5)
+    app = create_app(replace(settings, queue_size=32))
     app.state.service.load()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -24,6 +24,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _allowed_hosts(host: str) -> tuple[str, ...] | None:
+    """Host headers to answer: the loopback names, plus ``host`` when it is a specific loopback
+    address; None (any) when the user binds a network interface on purpose."""
+    from skinscreen.web.guard import LOCAL_HOSTS
+
+    if not _is_loopback(host):
+        return None
+    return tuple(dict.fromkeys((*LOCAL_HOSTS, host.lower(), f"[{host}]" if ":" in host else host)))
+
+
 @click.command(
     "serve",
     epilog=(
@@ -59,6 +69,13 @@ def _is_loopback(host: str) -> bool:
     metavar="ORIGIN",
     help="Allow cross-origin calls from this exact origin (repeatable; '*' is refused).",
 )
+@click.option(
+    "--queue-size",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="Model requests that may wait while one runs; more get HTTP 503 + Retry-After.",
+)
 @model_options
 def command(
     host: str,
@@ -66,6 +83,7 @@ def command(
     max_upload_mb: float,
     max_megapixels: float,
     cors_origins: tuple[str, ...],
+    queue_size: int,
     model: str,
     variant: str | None,
     bundle_dir: Path | None,
@@ -100,6 +118,8 @@ def command(
         max_upload_bytes=int(max_upload_mb * 2**20),
         max_pixels=int(max_megapixels * 1e6),
         allowed_origins=tuple(cors_origins),
+        allowed_hosts=_allowed_hosts(host),
+        queue_size=queue_size,
     )
     app = create_app(settings)
     service = app.state.service

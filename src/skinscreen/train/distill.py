@@ -84,10 +84,16 @@ def lr_factor(step: int, cfg: DistillConfig) -> float:
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p))
 
 
+def _numpy_state_plain(st: tuple) -> tuple:
+    kind, keys, pos, has_gauss, cached = st
+    return (str(kind), [int(v) for v in keys], int(pos), int(has_gauss), float(cached))
+
+
 def _rng_state() -> dict:
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        # plain ints and lists (no numpy pickles), so resume can load with weights_only=True
+        "numpy": _numpy_state_plain(np.random.get_state()),
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -97,7 +103,8 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -267,7 +274,7 @@ class Distiller:
         p = Path(path) if path else self.checkpoint_path
         if not p.is_file():
             return False
-        st = torch.load(p, map_location="cpu", weights_only=False)
+        st = torch.load(p, map_location="cpu", weights_only=True)
         old = dict(st["config"])
         new = asdict(self.cfg)
         budget = {

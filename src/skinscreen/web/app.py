@@ -23,15 +23,15 @@ import mimetypes
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from skinscreen._version import __version__
 from skinscreen.disclaimer import DISCLAIMER
 from skinscreen.errors import SkinscreenError
 from skinscreen.web import assessment
+from skinscreen.web.guard import ClientGone, HostOriginGuard, WorkQueue, public_message
 from skinscreen.web.schemas import ErrorResponse, Health, ModelFile, ModelInfo, SegmentResponse
 from skinscreen.web.service import SegmentService
 from skinscreen.web.settings import WebSettings
@@ -117,6 +117,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = svc
+    work = WorkQueue(settings.workers, settings.queue_size)
+    app.state.work_queue = work
 
     if settings.allowed_origins:
         if "*" in settings.allowed_origins:
@@ -145,6 +147,13 @@ def create_app(
         if path.startswith("/api/segment"):
             h["Cache-Control"] = "no-store"
         return response
+
+    # outermost: refuse foreign Host headers and cross-site POSTs before anything else runs
+    app.add_middleware(
+        HostOriginGuard,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -179,7 +188,7 @@ def create_app(
             svc.bundle  # noqa: B018 - verifies the bundle once
             present = True
         except SkinscreenError as e:
-            present, err = False, str(e)
+            present, err = False, public_message(str(e))
         return {
             "status": "ok",
             "version": __version__,
@@ -190,6 +199,7 @@ def create_app(
             "assessment_available": assessment.available(),
             "on_device_available": vendor_present(),
             "cache": svc.cache.stats(),
+            "queue": work.stats(),
             "disclaimer": DISCLAIMER,
         }
 
@@ -271,8 +281,12 @@ def create_app(
         The photo is held in memory only for this request (and its embedding in an in-memory
         LRU keyed by the upload's sha256, so the next box on the same photo skips the encoder).
         """
-        form = await read_segment_form(request, settings.max_upload_bytes)
-        return await run_in_threadpool(svc.segment, form.image, form.box, form.features)
+        with work.admit():  # 503 + Retry-After at once when the queue is full
+            form = await read_segment_form(request, settings.max_upload_bytes)
+            try:
+                return await work.run(request, svc.segment, form.image, form.box, form.features)
+            except ClientGone:  # nobody is listening: the work was dropped before it ran
+                return Response(status_code=499)
 
     def _served_checker(model: str):
         """The served predictor's box checker when ``model`` is its check model, else None."""
@@ -288,7 +302,7 @@ def create_app(
         try:
             b = svc.bundle
         except SkinscreenError as e:
-            raise HTTPException(503, f"model not available: {e}") from None
+            raise HTTPException(503, f"model not available: {public_message(str(e))}") from None
         if model != b.model:
             raise HTTPException(404, f"this server serves model {b.model!r}, not {model!r}")
         return b
@@ -332,7 +346,7 @@ def _model_info(manifest: dict, root: Path, *, served: bool, variant: str | None
     return {
         "name": name,
         "served": served,
-        "path": str(root),
+        "path": root.name,  # never the local path: the page and other clients do not need it
         "default_variant": manifest["default_variant"],
         "variant": v if served else None,
         "variants": list(manifest["variants"]),

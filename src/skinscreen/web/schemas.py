@@ -15,6 +15,7 @@ class Health(BaseModel):
     assessment_available: bool
     on_device_available: bool = Field(description="onnxruntime-web files are installed")
     cache: dict
+    queue: dict | None = Field(None, description="work queue: workers, capacity, admitted, refused")
     disclaimer: str
 
 
@@ -28,7 +29,7 @@ class ModelFile(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     served: bool = Field(description="this is the model /api/segment uses")
-    path: str
+    path: str = Field(description="the bundle's folder name (never a full local path)")
     default_variant: str
     variant: str | None = Field(None, description="variant in use (served model only)")
     variants: list[str]

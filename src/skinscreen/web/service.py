@@ -20,6 +20,7 @@ from skinscreen.engine.bundle import Bundle
 from skinscreen.errors import BundleError, ImageError, PromptError, SkinscreenError
 from skinscreen.web import assessment, render
 from skinscreen.web.cache import LRUCache
+from skinscreen.web.guard import public_message
 from skinscreen.web.settings import WebSettings
 from skinscreen.web.upload import check_image_header
 
@@ -114,7 +115,7 @@ class SegmentService:
         try:
             predictor = self.predictor()
         except BundleError as e:
-            raise HTTPException(503, f"model not available: {e}") from None
+            raise HTTPException(503, f"model not available: {public_message(str(e))}") from None
         t0 = time.perf_counter()
         key = hashlib.sha256(data).hexdigest()
         timings: dict[str, float] = {"hash": (time.perf_counter() - t0) * 1e3}
@@ -142,7 +143,7 @@ class SegmentService:
         except (ImageError, PromptError) as e:
             raise HTTPException(422, _user_message(e)) from None
         except BundleError as e:
-            raise HTTPException(503, f"model not available: {e}") from None
+            raise HTTPException(503, f"model not available: {public_message(str(e))}") from None
         except SkinscreenError as e:  # e.g. no lesion found automatically
             raise HTTPException(422, str(e)) from None
 

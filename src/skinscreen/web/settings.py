@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from skinscreen.web.guard import LOCAL_HOSTS
+
 #: Largest accepted upload in bytes (phone JPEGs are 2-12 MB; HEIC/PNG exports can be larger).
 MAX_UPLOAD_BYTES = 30 * 1024 * 1024
 #: Largest accepted photo in pixels (decoded from the header before any pixel is decoded).
@@ -37,6 +39,10 @@ class WebSettings:
         cache_entries, cache_bytes: bounds of the in-memory encoding LRU (never on disk).
         heatmap_max_side: longest side of the heatmap PNG.
         allowed_origins: extra origins allowed by CORS (default none: same origin only).
+        allowed_hosts: ``Host`` names answered (any port); None: any (the user bound a network
+            interface on purpose); default the loopback names
+            (:data:`skinscreen.web.guard.LOCAL_HOSTS`).
+        workers, queue_size: model requests run at once / waiting; more get 503 + Retry-After.
     """
 
     model: str = "litemedsam"
@@ -52,3 +58,6 @@ class WebSettings:
     cache_bytes: int = CACHE_BYTES
     heatmap_max_side: int = HEATMAP_MAX_SIDE
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] | None = LOCAL_HOSTS
+    workers: int = 1
+    queue_size: int = 4

@@ -20,6 +20,8 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 
 #: Bytes allowed on top of the photo for multipart headers and the small form fields.
 FORM_OVERHEAD = 256 * 1024
+#: Longest accepted ``box`` field (four numbers in JSON fit in far less).
+MAX_BOX_CHARS = 200
 
 
 @dataclass
@@ -114,9 +116,13 @@ def parse_box(value: str | None) -> object | None:
     """
     if value is None or not value.strip() or value.strip().strip('"').lower() == "auto":
         return None
+    if len(value) > MAX_BOX_CHARS:  # four numbers never need more; bounds the JSON depth too
+        raise HTTPException(
+            422, f"box field is {len(value)} characters: send [x0, y0, x1, y1] in photo pixels"
+        )
     try:
         box = json.loads(value)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise HTTPException(
             422, f'box {value[:80]!r} is not JSON: send [x0, y0, x1, y1] in photo pixels or "auto"'
         ) from None
