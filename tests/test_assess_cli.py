@@ -99,7 +99,7 @@ def test_bad_usage_is_refused_with_nothing_written(tmp_path, sample_pairs):
     r = run("assess", str(img), "--box", "1,2,3", "--out", str(out))
     assert r.returncode != 0 and "four numbers" in r.stderr
     wrong = tmp_path / "wrong.png"
-    Image.new("L", (10, 10), 255).save(wrong)
+    Image.new("L", (20, 20), 255).save(wrong)  # a mask, but not of the photo's size
     r = run("assess", str(img), "--mask", str(wrong), "--out", str(out))
     assert r.returncode == 1 and "size" in r.stderr
     empty = tmp_path / "empty.png"
