@@ -8,8 +8,7 @@ import pytest
 
 from skinscreen.auto import Candidate, find_lesion_boxes
 from skinscreen.auto.artefacts import colour_artefact_mask, correct_vignetting, hair_mask, to_lab
-from skinscreen.evaluate.metrics import box_iou
-from skinscreen.preprocess.transforms import box_from_mask
+from skinscreen.preprocess.transforms import box_from_mask, box_iou
 
 SKIN = (222, 178, 150)  # light skin, RGB
 LESION = (120, 70, 45)  # brown, RGB

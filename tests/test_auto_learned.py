@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skinscreen.evaluate.metrics import box_iou, dice
+from skinscreen.evaluate.metrics import dice
 from skinscreen.io.image import load_mask
-from skinscreen.preprocess.transforms import box_from_mask, compute_transform
+from skinscreen.preprocess.transforms import box_from_mask, box_iou, compute_transform
 from skinscreen.spec import get_spec
 
 from .test_auto_classical import skin_photo

@@ -19,6 +19,7 @@ set in ``os.environ``, so child processes inherit them even before they import a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -41,6 +42,38 @@ def disable_telemetry() -> None:
         quiet_onnxruntime(sys.modules["onnxruntime"])
     if "openvino_telemetry" in sys.modules:
         quiet_openvino_telemetry()
+
+
+#: a loopback port nothing listens on (discard): HTTP sent through it fails at once, locally
+DEAD_PROXY = "http://127.0.0.1:9"
+_LOOPBACK = "127.0.0.1,localhost,::1"
+
+
+@contextlib.contextmanager
+def contain_local_ray():
+    """Around the start of a local Ray (``batch``, Flower's simulation): the processes Ray starts
+    route HTTP through a dead loopback proxy, loopback itself excepted; this process's own
+    environment is restored afterwards.
+
+    Ray's usage-stats module (the one process of its dashboard that runs with
+    ``include_dashboard=False``) probes the cloud metadata address 169.254.169.254 at start even
+    with usage stats switched off (``RAY_USAGE_STATS_ENABLED=0``): through the dead proxy that
+    request never leaves the machine. Ray's own traffic (gRPC on 127.0.0.1) is unaffected; the
+    raylet's workers inherit its environment. Not for ``--ray-address``: a cluster's network is
+    its owner's.
+    """
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY")
+    saved = {n: os.environ.get(n) for n in (*names, "NO_PROXY", "no_proxy")}
+    os.environ.update({n: DEAD_PROXY for n in names})
+    os.environ.update({"NO_PROXY": _LOOPBACK, "no_proxy": _LOOPBACK})
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
 
 
 def quiet_onnxruntime(ort=None) -> None:

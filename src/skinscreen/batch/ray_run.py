@@ -127,14 +127,17 @@ def _start_ray(ray, address: str | None, num_cpus: int, temp_dir: str | None) ->
         # loopback only: the node's address, hence every server's (see import_ray); a
         # RAY_ADDRESS in the environment is for --ray-address, not for a local run
         os.environ.pop("RAY_ADDRESS", None)
-        ray.init(
-            num_cpus=num_cpus,
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-            _temp_dir=temp_dir,
-            **common,
-        )
+        from skinscreen._offline import contain_local_ray
+
+        with contain_local_ray():  # Ray's usage-stats process probes cloud metadata
+            ray.init(
+                num_cpus=num_cpus,
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                _temp_dir=temp_dir,
+                **common,
+            )
     else:
         ray.init(address=address, runtime_env={"env_vars": env} if env else None, **common)
 

@@ -1,6 +1,6 @@
 """SOURCE -> the sorted list of photos to process (no Ray here).
 
-A SOURCE is a folder (the image files directly inside it), a Parquet table with a path column,
+A SOURCE is one photo, a folder (the image files directly inside it), a Parquet table with a path column,
 a CSV file with a header holding a path column, or a text list (one path per line; blank lines
 and ``#`` comments ignored). Relative paths in a list or table are relative to the list's folder.
 An optional ``mask`` column (CSV/Parquet) gives ``batch evaluate`` each photo's expert mask.
@@ -61,6 +61,8 @@ def read_source(source: Path, path_column: str = "path") -> list[Item]:
         ]
     elif not source.is_file():
         raise SkinscreenError(f"{source}: no such folder or file")
+    elif source.suffix.lower() in IMAGE_SUFFIXES or source.suffix.lower() == ".dcm":
+        items = [Item(source.stem, str(source.resolve()))]  # one photo
     elif source.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
@@ -87,7 +89,14 @@ def read_source(source: Path, path_column: str = "path") -> list[Item]:
         masks = [r.get("mask") for r in rows] if "mask" in header else None
         items = _from_columns([r[path_column] for r in rows], masks, source.parent, source)
     else:
-        lines = [ln.strip() for ln in source.read_text().splitlines()]
+        try:
+            text = source.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SkinscreenError(
+                f"{source}: not a photo, a folder or a list of paths: give a folder, a Parquet or "
+                "CSV table with a path column, or a text file with one path per line"
+            ) from None
+        lines = [ln.strip() for ln in text.splitlines()]
         lines = [ln for ln in lines if ln and not ln.startswith("#")]
         items = _from_columns(lines, None, source.parent, source)
     if not items:

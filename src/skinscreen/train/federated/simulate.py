@@ -24,6 +24,8 @@ def simulate(sites: list[Path], server: ServerSettings, site: SiteSettings, cpus
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.pop("RAY_ADDRESS", None)
+    from skinscreen._offline import contain_local_ray
+
     tmp = Path(tempfile.mkdtemp(prefix="skinscreen-ray-"))
     server.sites = [Path(s).name for s in sites]
     server.min_clients = len(sites)
@@ -41,12 +43,13 @@ def simulate(sites: list[Path], server: ServerSettings, site: SiteSettings, cpus
         },
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
     }
-    run_simulation(
-        server_app=make_server_app(server),
-        client_app=make_client_app(site, sites=[str(Path(s).resolve()) for s in sites]),
-        num_supernodes=len(sites),
-        backend_config=backend,
-    )
+    with contain_local_ray():  # Ray's usage-stats process probes cloud metadata
+        run_simulation(
+            server_app=make_server_app(server),
+            client_app=make_client_app(site, sites=[str(Path(s).resolve()) for s in sites]),
+            num_supernodes=len(sites),
+            backend_config=backend,
+        )
     prov = Path(server.out_dir) / "provenance.json"
     if not prov.is_file():
         from skinscreen.errors import SkinscreenError
