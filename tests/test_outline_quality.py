@@ -78,9 +78,9 @@ def test_abstention_and_candidate_choice(predictor, sample_pairs):
     try:
         predictor.quality_model = strict
         with pytest.raises(UnreliableOutlineError, match="no reliable outline, please draw a box"):
-            predictor.predict()
+            predictor.predict(abstain=True)
         try:
-            predictor.predict()
+            predictor.predict(abstain=True)
         except UnreliableOutlineError as e:
             assert e.segmentation is not None and e.segmentation.mask.any()
         seg = predictor.predict(abstain=False)  # the tracker's way: answer, flagged

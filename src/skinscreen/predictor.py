@@ -228,7 +228,7 @@ class LesionPredictor:
         abstain: automatic mode only, with ``quality``: when the chosen outline's failure
             probability reaches the model's operating point, ``predict()`` raises an
             :class:`~skinscreen.errors.UnreliableOutlineError` ("no reliable outline, please
-            draw a box") instead of returning a likely failure. Default True.
+            draw a box") instead of returning a likely failure. Default False: the outline is answered and flagged (``check_outline``); ``skinscreen segment/assess --auto`` and ``evaluate`` abstain.
     """
 
     def __init__(
@@ -245,7 +245,7 @@ class LesionPredictor:
         tta: bool = False,
         commercial_only: bool | None = None,
         quality: bool | None = None,
-        abstain: bool = True,
+        abstain: bool = False,
     ):
         self.commercial_only = (
             commercial_only_default() if commercial_only is None else bool(commercial_only)

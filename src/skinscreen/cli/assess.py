@@ -133,7 +133,13 @@ def write_assessment(
     help="Box around the lesion in photo pixels (EXIF-upright), XYXY. One photo only.",
 )
 @box_margin_option
-@click.option("--auto", is_flag=True, help="Find the lesion automatically (default without --box).")
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Find the lesion automatically, and answer 'no reliable outline, please draw a box' "
+    "where the outline-quality estimate flags a likely failure (without --box and --auto the "
+    "automatic outline is always given, flagged in outline_quality).",
+)
 @click.option(
     "--mask",
     "mask_arg",
@@ -247,6 +253,7 @@ def command(
                     mm_per_pixel=mm_per_pixel,
                     dermoscope=dermoscope,
                     color_constancy=color_constancy,
+                    abstain=auto,  # --auto: "no reliable outline" rather than a likely failure
                 )
             else:
                 photo = load_image(path)

@@ -29,6 +29,7 @@ def segment_photo(
     out_dir: Path | None = None,
     formats: tuple[str, ...] = ("png",),
     identifiers: bool = False,
+    abstain: bool = False,
 ):
     """Segment one photo and, with ``out_dir``, write its ``<stem>_overlay.png``,
     ``<stem>.json`` and the outline in each of ``formats`` (``<stem>_mask.png`` for png; see
@@ -42,7 +43,7 @@ def segment_photo(
     from skinscreen.report.formats import Outline, output_files
 
     predictor.set_image(path, box=box)  # a bad box is refused before the encoder runs
-    seg = predictor.predict(box=box, box_margin=box_margin)
+    seg = predictor.predict(box=box, box_margin=box_margin, abstain=abstain)
     record = {"image": str(path), **seg.to_json_dict(), "disclaimer": DISCLAIMER}
     ids = dicom_identifiers(path) if identifiers else None
     if ids is not None:
@@ -93,7 +94,9 @@ def segment_photo(
     "--auto",
     "auto",
     is_flag=True,
-    help="Find the lesion automatically (the default when --box is absent).",
+    help="Find the lesion automatically, and answer 'no reliable outline, please draw a box' "
+    "where the outline-quality estimate flags a likely failure. Without --box and without "
+    "--auto the automatic outline is always given, flagged (outline_quality.check_outline).",
 )
 @click.option(
     "--out",
@@ -147,6 +150,7 @@ def command(
                 out_dir=out_dir,
                 formats=formats,
                 identifiers=identifiers,
+                abstain=auto,  # --auto: "no reliable outline" rather than a likely failure
             )
             results.append(record)
             if not as_json:

@@ -150,7 +150,7 @@ def predicted_mask(
     wrong) the outline it would have given is returned, its ``outline_quality["answered"]``
     False, so all-photo metrics score it and the answered-only metrics leave it out."""
     try:
-        seg = predictor.predict(box=box, box_margin=margin)
+        seg = predictor.predict(box=box, box_margin=margin, abstain=box is None)
     except UnreliableOutlineError as e:
         seg = e.segmentation
         seg.outline_quality = dict(seg.outline_quality or {}, answered=False)

@@ -306,6 +306,7 @@ def segment_and_assess(
     mm_per_pixel: float | None = None,
     dermoscope: str | None = None,
     color_constancy: bool = False,
+    abstain: bool = False,
 ) -> Assessment:
     """Segment the lesion in the photo at ``path`` with ``predictor`` (``box`` XYXY photo pixels,
     or None for automatic mode) and measure it (what ``skinscreen assess`` does per photo).
@@ -319,7 +320,7 @@ def segment_and_assess(
 
     predictor.set_image(path, box=box)  # a bad box is refused before the encoder runs
     try:
-        seg = predictor.predict(box=box, box_margin=box_margin)
+        seg = predictor.predict(box=box, box_margin=box_margin, abstain=abstain)
         if not seg.mask.any():
             raise SkinscreenError(
                 "no lesion found (empty outline): draw a box with --box X0,Y0,X1,Y1"
