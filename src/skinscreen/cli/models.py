@@ -137,6 +137,11 @@ def command(as_json, card):
         p = b.get("parity") or {}
         if p:
             click.echo(
-                f"  parity vs PyTorch: logits max |diff| {p.get('logits_max_abs_diff')}, "
-                f"mask Dice mean {p.get('mask_dice_mean')} (min {p.get('mask_dice_min')})"
+                f"  parity vs PyTorch: logits max |diff| {_g(p.get('logits_max_abs_diff'))}, "
+                f"mask Dice mean {_g(p.get('mask_dice_mean'))} (min {_g(p.get('mask_dice_min'))})"
             )
+
+
+def _g(value) -> str:
+    """A figure for people: 3 significant digits (9.9e-05, 0.994); n/a when absent."""
+    return "n/a" if value is None else f"{float(value):.3g}"
