@@ -80,12 +80,13 @@ def _run_cli(args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProce
     """The real CLI in a child process; returns (result, the child's peak RSS in MB)."""
     rss_file = tmp_path / "rss.txt"
     code = (
-        "import resource, sys\n"
+        "from skinscreen.bench.coldstart import peak_rss_mb\n"
         "from skinscreen.cli.main import main\n"
         "try:\n"
         f"    main({args!r})\n"
         "finally:\n"
-        f"    open({str(rss_file)!r}, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+        # VmHWM: this process's own peak (getrusage's ru_maxrss keeps the parent's across exec)
+        f"    open({str(rss_file)!r}, 'w').write(str(peak_rss_mb()))\n"
     )
     env = {
         **os.environ,
@@ -94,7 +95,7 @@ def _run_cli(args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProce
     r = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
     )
-    return r, int(rss_file.read_text()) / 1024
+    return r, float(rss_file.read_text())
 
 
 @pytest.mark.parametrize("verb", ["segment", "assess"])

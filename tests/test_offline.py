@@ -49,7 +49,12 @@ NAME_LOOKUPS_ALLOWED = {"batch"}
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORT_", "DO_NOT_TRACK"))}
+    # a user's environment: onnxruntime writes no telemetry where CI is set, so CI goes too
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ORT_", "DO_NOT_TRACK")) and k not in ("CI", "GITHUB_ACTIONS")
+    }
     env["HOME"] = str(home)
     env.pop("XDG_CACHE_HOME", None)
     env["SKINSCREEN_HOME"] = str(skinscreen_home())  # the bundles stay where they are

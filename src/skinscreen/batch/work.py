@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skinscreen.batch.source import Item
+from skinscreen.bench.coldstart import peak_rss_mb
 
 VERBS = ("segment", "assess", "evaluate")
 STATE_DIR = ".batch"
@@ -223,7 +223,7 @@ def process(job: Job, predictor, item: Item, node: str | None = None) -> dict:
         "seconds": round(time.perf_counter() - t0, 3),
         "node": node,
         "worker_pid": os.getpid(),
-        "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "worker_peak_rss_mb": round(peak_rss_mb() or 0.0, 1),
         "files": {str(p.relative_to(out)): p.stat().st_size for p in files},
     }
     write_files_atomic({record_path(out, item.id): json.dumps(record, indent=1).encode()})
